@@ -1,0 +1,33 @@
+# The two commands of the README: `make book` and `make test`.
+# Both create .venv if it is missing and install requirements.txt and the helpers (editable).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: book test lint clean setup
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Execute every chapter (cached) and build _build/html; warnings are errors.
+# TRAINABILITY_BUILD=1 makes explorers precompute their static form and silences progress bars.
+book: $(STAMP)
+	TRAINABILITY_BUILD=1 MPLBACKEND=Agg $(BIN)/jupyter-book build . -W -n --keep-going
+
+# The whole suite: the book (its chapters assert their claims), lint, then pytest.
+test: book
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf _build

@@ -1,0 +1,140 @@
+"""The book's figures: one seaborn theme, each function takes a tidy DataFrame and
+returns its :class:`matplotlib.figure.Figure`. No plotting code knows how a number
+was produced.
+
+- :func:`set_theme` — the book's look (called on import of ``helpers``).
+- :func:`histogram_grid` — per-layer activation histograms (chapters 0, 2, 4).
+- :func:`layer_lines` — one statistic against layer index (chapters 0–5).
+- :func:`training_curves` — a metric against step (every chapter).
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from ._checks import check_int
+
+PALETTE = "colorblind"
+
+
+def set_theme() -> None:
+    """Apply the book's seaborn theme (white grid, colour-blind palette, readable sizes)."""
+    sns.set_theme(style="whitegrid", palette=PALETTE, context="notebook", rc={
+        "figure.dpi": 100, "savefig.dpi": 100, "axes.titlesize": 11, "axes.labelsize": 10,
+        "legend.fontsize": 9, "figure.autolayout": False,
+    })
+
+
+def _require(df: pd.DataFrame, columns: list[str], name: str = "df") -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} lacks the columns {missing}; it has {list(df.columns)}")
+    if df.empty:
+        raise ValueError(f"{name} is empty: nothing to plot")
+
+
+def histogram_grid(
+    hists: pd.DataFrame,
+    *,
+    step: int | None = None,
+    col_wrap: int = 5,
+    height: float = 1.7,
+    title: str | None = None,
+    log: bool = False,
+) -> plt.Figure:
+    """One panel per layer with its activation histogram (from ``Monitor.histograms()``).
+
+    ``step`` picks the sampled step (default: the last one). Panels are ordered by
+    layer index and titled with the layer name.
+    """
+    _require(hists, ["step", "layer", "index", "bin_left", "bin_right", "density"], "hists")
+    check_int("col_wrap", col_wrap, minimum=1)
+    step = int(hists.step.max()) if step is None else step
+    data = hists[hists.step == step]
+    if data.empty:
+        raise ValueError(f"step={step} has no histograms; recorded steps: {sorted(hists.step.unique())}")
+    layers = data.drop_duplicates("index").sort_values("index")[["index", "layer"]].values.tolist()
+    ncols = min(col_wrap, len(layers))
+    nrows = math.ceil(len(layers) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * height * 1.25, nrows * height + 0.4),
+                             sharex=True, sharey=True, squeeze=False)
+    for ax, (index, layer) in zip(axes.flat, layers):
+        d = data[data["index"] == index]
+        ax.bar(d.bin_left, d.density, width=(d.bin_right - d.bin_left), align="edge", linewidth=0)
+        ax.set_title(str(layer), fontsize=9)
+        if log:
+            ax.set_yscale("log")
+    for ax in list(axes.flat)[len(layers):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("activation")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("share")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def layer_lines(
+    stats: pd.DataFrame,
+    quantity: str,
+    *,
+    hue: str | None = None,
+    logy: bool = False,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+    xlabel: str = "layer",
+) -> plt.Figure:
+    """A statistic against layer index, one line per ``hue`` group.
+
+    ``stats`` is tidy (``index``, ``quantity``, ``value`` columns, as from
+    ``Monitor.to_frame()``); rows of other quantities are ignored.
+    """
+    _require(stats, ["index", "quantity", "value"], "stats")
+    data = stats[stats.quantity == quantity]
+    if data.empty:
+        raise ValueError(f"quantity={quantity!r} is not in stats; it has {sorted(stats.quantity.unique())}")
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.4))
+    sns.lineplot(data=data, x="index", y="value", hue=hue, marker="o", ax=ax, errorbar=None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(quantity.replace("_", " "))
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(
+    history: pd.DataFrame,
+    metric: str = "loss",
+    *,
+    split: str = "train",
+    hue: str | None = None,
+    logy: bool = False,
+    ax: plt.Axes | None = None,
+    title: str | None = None,
+) -> plt.Figure:
+    """A metric against step (from ``FitResult.history``, or several stacked with a ``hue`` column)."""
+    _require(history, ["step", "split", "metric", "value"], "history")
+    data = history[(history.metric == metric) & (history.split == split)]
+    if data.empty:
+        raise ValueError(f"no rows for metric={metric!r} on split={split!r}")
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.4))
+    sns.lineplot(data=data, x="step", y="value", hue=hue, ax=ax, errorbar=None)
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{split} {metric.replace('_', ' ')}")
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
