@@ -307,15 +307,14 @@ class LiveExplorer:
                 self.last_error = None
             except Exception:  # shown to the reader, not swallowed
                 self.last_error = traceback.format_exc()
-                self.output.clear_output()
-                with self.output:
-                    print(self.last_error)
+                self.output.outputs = ()
+                self.output.append_stderr(self.last_error)
                 self._set_status("<span style='color:#b00'>error: see below</span>")
                 return
             finally:
                 done.set()
                 timer.cancel()
-        self.output.clear_output()
+        self.output.outputs = ()
         self.image.value = self.cache[key]
         self._set_status("")
 
