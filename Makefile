@@ -19,7 +19,7 @@ $(STAMP): requirements.txt pyproject.toml
 # Execute every chapter (cached) and build _build/html; warnings are errors.
 # TRAINABILITY_BUILD=1 makes explorers precompute their static form and silences progress bars.
 book: $(STAMP)
-	TRAINABILITY_BUILD=1 MPLBACKEND=Agg $(BIN)/jupyter-book build . -W -n --keep-going
+	TRAINABILITY_BUILD=1 $(BIN)/jupyter-book build . -W -n --keep-going
 
 # The whole suite: the book (its chapters assert their claims), lint, then pytest.
 test: book
