@@ -14,6 +14,7 @@ import math
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 import seaborn as sns
 
 from ._checks import check_int
@@ -103,6 +104,7 @@ def layer_lines(
         raise ValueError(f"quantity={quantity!r} is not in stats; it has {sorted(stats.quantity.unique())}")
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.4))
     sns.lineplot(data=data, x="index", y="value", hue=hue, marker="o", ax=ax, errorbar=None)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(quantity.replace("_", " "))
     if logy:

@@ -1,0 +1,136 @@
+"""The built site as a reader meets it, in headless Chromium: every page of the toc loads
+with no console errors and no failed local requests, every image has loaded, every
+explorer answers each control, the search finds each chapter, and each chapter's Colab
+button points at its notebook on the configured branch."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from .browser import browser_page, require_browser, serve
+from .site import BOOK, chapter_files, colab_url, toc_files
+from .test_browser_explorer import _exercise_controls
+
+pytestmark = pytest.mark.skipif(not (BOOK / "index.html").exists(), reason="the book is not built (make book)")
+
+
+@pytest.fixture(scope="module")
+def site():
+    executable = require_browser()
+    with serve(BOOK) as base, browser_page(executable) as (page, errors):
+        yield base, page, errors
+
+
+@pytest.mark.parametrize("document", toc_files())
+def test_page_loads_cleanly_with_images_and_working_explorers(site, document):
+    base, page, errors = site
+    errors.clear()
+    page.goto(f"{base}/{document}.html")
+    page.wait_for_load_state("load")
+    broken = page.evaluate(
+        "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src.slice(0, 80))"
+    )
+    assert broken == [], f"images that did not load: {broken}"
+    explorers = page.locator(".tb-explorer")
+    for i in range(explorers.count()):
+        explorers.nth(i).scroll_into_view_if_needed()
+        scoped = ExplorerScope(page, i)
+        assert _exercise_controls(scoped) >= 1
+    assert errors == [], errors
+
+
+class ExplorerScope:
+    """A page-like view of the i-th explorer, so the explorer test's helper can drive it."""
+
+    def __init__(self, page, index: int) -> None:
+        self._root = page.locator(".tb-explorer").nth(index)
+
+    def locator(self, selector: str):
+        if selector.startswith(".tb-explorer"):
+            rest = selector.removeprefix(".tb-explorer").strip()
+            return self._root.locator(rest) if rest else self._root
+        return self._root.locator(selector)
+
+
+@pytest.mark.parametrize("chapter", chapter_files())
+def test_colab_button_points_at_the_notebook_on_main(site, chapter):
+    base, page, _ = site
+    page.goto(f"{base}/{chapter}.html")
+    hrefs = page.eval_on_selector_all("a[href*='colab.research.google.com']", "els => els.map(e => e.href)")
+    assert colab_url(chapter) in hrefs, hrefs
+
+
+def _title_words(chapter: str) -> list[str]:
+    notebook = json.loads((BOOK.parent.parent / f"{chapter}.ipynb").read_text(encoding="utf-8"))
+    first = "".join(notebook["cells"][0]["source"])
+    title = re.search(r"^#\s+(.+)$", first, re.M).group(1)
+    return [w for w in re.findall(r"[A-Za-z]{5,}", title)]
+
+
+@pytest.mark.parametrize("chapter", chapter_files())
+def test_search_finds_each_chapter(site, chapter):
+    base, page, _ = site
+    word = _title_words(chapter)[0].lower()
+    page.goto(f"{base}/search.html?q={word}")
+    page.wait_for_selector("#search-results ul.search li", timeout=20000)
+    links = page.eval_on_selector_all("#search-results ul.search li a", "els => els.map(e => e.href)")
+    assert any(chapter in unquote(link) for link in links), (word, links)
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+
+
+def _parse(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8", errors="replace"))
+    return parser
+
+
+#: hosts an external link of the book may point to: references and the book's own services
+EXTERNAL_HOSTS = (
+    "github.com", "colab.research.google.com", "doi.org", "arxiv.org", "proceedings.mlr.press",
+    "pytorch.org", "docs.pytorch.org", "jupyterbook.org", "www.sphinx-doc.org", "sphinx-doc.org",
+    "pydata-sphinx-theme.readthedocs.io", "sphinx-book-theme.readthedocs.io", "ebp.jupyterbook.org",
+    "papers.nips.cc", "proceedings.neurips.cc", "openreview.net", "www.jmlr.org", "jmlr.org",
+    "scikit-learn.org", "seaborn.pydata.org",
+)
+
+
+def test_internal_links_and_anchors_resolve():
+    broken, external = [], set()
+    for document in toc_files():
+        page = BOOK / f"{document}.html"
+        for href in _parse(page).hrefs:
+            url = urlparse(href)
+            if url.scheme in ("http", "https"):
+                external.add(href)
+                continue
+            if url.scheme or href.startswith(("mailto:", "javascript:")):
+                continue
+            target = (page.parent / unquote(url.path)).resolve() if url.path else page
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{document}: {href} (missing file)")
+            elif url.fragment and target.suffix == ".html" and url.fragment not in _parse(target).ids:
+                broken.append(f"{document}: {href} (missing anchor)")
+    assert broken == [], broken
+    strangers = sorted(h for h in external if urlparse(h).hostname not in EXTERNAL_HOSTS)
+    assert strangers == [], f"external links to hosts that are not references: {strangers}"
