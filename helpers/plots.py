@@ -14,8 +14,8 @@ import math
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from ._checks import check_int
 
