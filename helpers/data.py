@@ -67,7 +67,7 @@ def _split(
     check_number("test_fraction", test_fraction, minimum=0.0, maximum=0.9, strict=True)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))
-    n_test = max(1, int(round(test_fraction * len(y))))
+    n_test = min(max(1, int(round(test_fraction * len(y)))), len(y) - 1)  # both splits non-empty
     test, train = order[:n_test], order[n_test:]
     as_x = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
     as_y = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.int64)  # noqa: E731

@@ -77,7 +77,7 @@ def weight_variance(
     for square matrices; ``pytorch_default`` :math:`1/(3 n_\text{in})`.
     Everything is multiplied by ``scale**2``.
 
-    >>> weight_variance("kaiming_normal", 100, 50)
+    >>> round(weight_variance("kaiming_normal", 100, 50), 12)
     0.02
     """
     check_choice("scheme", scheme, SCHEMES)
@@ -179,9 +179,14 @@ def init_(
     return model
 
 
-def _second_moments(act: str, q: np.ndarray, negative_slope: float, nodes: int = 121):
-    """E[φ(z)] and E[φ(z)²] for z ~ N(0, q), by Gauss–Hermite quadrature."""
-    x, w = np.polynomial.hermite_e.hermegauss(nodes)
+def _second_moments(act: str, q: np.ndarray, negative_slope: float, nodes: int = 4001):
+    """E[φ(z)] and E[φ(z)²] for z ~ N(0, q), by the trapezoid rule on a fine grid over ±12 sd.
+
+    Gauss–Hermite quadrature converges slowly at a kink (ReLU's mean was 0.6 % off with 121
+    nodes); the trapezoid rule with a node at the kink is accurate to about 1e-6 here.
+    """
+    x = np.linspace(-12.0, 12.0, nodes)
+    w = np.exp(-0.5 * x**2)
     w = w / w.sum()
     module = make_activation(act, negative_slope=negative_slope).eval()
     z = torch.as_tensor(np.sqrt(np.maximum(q, 0.0))[..., None] * x, dtype=torch.float64)
@@ -222,6 +227,8 @@ def predicted_variance(
     """
     check_choice("activation", activation, ACTIVATIONS)
     check_number("input_variance", input_variance, minimum=0.0)
+    if isinstance(widths, str) or not hasattr(widths, "__iter__"):
+        raise TypeError(f"widths must be a sequence of layer sizes [n_0, ..., n_L], got {widths!r}")
     widths = [check_int("widths", n, minimum=1) for n in widths]
     if len(widths) < 2:
         raise ValueError(f"widths={widths!r} needs at least two sizes (input and one layer)")

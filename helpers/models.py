@@ -8,7 +8,7 @@
 
 >>> net = mlp(64, 10, depth=3, width=32, activation="tanh")
 >>> [name for name, _ in net.named_children()]
-['hidden1', 'hidden2', 'hidden3', 'output']
+['flatten', 'hidden1', 'hidden2', 'hidden3', 'output']
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def mlp(
     elif isinstance(width, Sequence) and not isinstance(width, str):
         widths = [check_int("width", w, minimum=1) for w in width]
         if len(widths) != depth:
-            raise ValueError(f"width has {len(widths)} entries but depth={depth}; give one per hidden layer")
+            raise ValueError(f"width={widths!r} has {len(widths)} entries but depth={depth}; give one per hidden layer")
     else:
         raise TypeError(f"width must be an int or a sequence of ints, got {width!r}")
     layers: OrderedDict[str, nn.Module] = OrderedDict()

@@ -359,3 +359,19 @@ def snapshot(
             if y is not None:
                 loss_fn(out, y).backward()
     return mon.to_frame(), mon.histograms()
+
+
+def report(model: nn.Module, data, **kwargs):
+    """The health report of a model on a batch of data: :func:`helpers.report.report`.
+
+    Same arguments and result (a :class:`helpers.report.HealthReport`); it lives in its own
+    module and is offered here too, next to the hooks it is built on.
+
+    >>> from helpers.models import mlp
+    >>> rep = report(mlp(8, 2, depth=2), (torch.randn(64, 8), torch.randint(0, 2, (64,))))
+    >>> type(rep).__name__
+    'HealthReport'
+    """
+    from .report import report as _report  # lazy: helpers.report imports this module
+
+    return _report(model, data, **kwargs)

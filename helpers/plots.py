@@ -59,7 +59,8 @@ def histogram_grid(
     step = int(hists.step.max()) if step is None else step
     data = hists[hists.step == step]
     if data.empty:
-        raise ValueError(f"step={step} has no histograms; recorded steps: {sorted(hists.step.unique())}")
+        recorded = sorted(int(s) for s in hists.step.unique())
+        raise ValueError(f"step={step} has no histograms; recorded steps: {recorded}")
     layers = data.drop_duplicates("index").sort_values("index")[["index", "layer"]].values.tolist()
     ncols = min(col_wrap, len(layers))
     nrows = math.ceil(len(layers) / ncols)

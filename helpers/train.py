@@ -70,6 +70,7 @@ def _as_split(data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, to
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy") -> dict[str, float]:
     """Loss and accuracy of ``model`` on ``(x, y)`` in evaluation mode (mode restored after)."""
+    check_choice("loss", loss, LOSSES)
     was_training = model.training
     model.eval()
     try:

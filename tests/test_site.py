@@ -5,6 +5,7 @@ button points at its notebook on the configured branch."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from html.parser import HTMLParser
@@ -97,6 +98,7 @@ class _Links(HTMLParser):
             self.hrefs.append(attrs["href"])
 
 
+@functools.cache
 def _parse(path: Path) -> _Links:
     parser = _Links()
     parser.feed(path.read_text(encoding="utf-8", errors="replace"))

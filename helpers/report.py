@@ -1,0 +1,654 @@
+"""A health report for any ``nn.Module``: point it at a model and a batch of data, and it
+says which of the book's pathologies the model shows, layer by layer.
+
+:func:`report` runs a few forward and backward passes on the data you give it (no
+optimizer step), restores the model exactly as it found it (parameters, buffers such as
+BatchNorm's running statistics, gradients, the train/eval flag of every submodule, and
+torch's global random state), and returns a :class:`HealthReport` with
+
+- per activation module (after the nonlinearity): mean and std of the outputs, their
+  spread across examples (``example_std``), the share of outputs exactly 0, the share of
+  *dead* units (0 for every example given), the share of *saturated* outputs (tanh and
+  sigmoid only);
+- per ``Linear``/``Conv`` layer: gradient norm, gradient RMS (norm / √(number of
+  weights)), weight norm and the update-to-weight ratio one optimizer step at ``lr``
+  would make;
+- a list of :class:`Finding` s, plain-language flags such as
+  ``"hidden7.act: 94 % of units dead over these 512 examples — see the dead-ReLU chapter"``,
+  each raised by a threshold you can change (see :func:`report`), each pointing at the
+  chapter that explains it.
+
+In a notebook the report renders as a table plus its findings; :meth:`HealthReport.plot`
+draws a one-figure summary. Also available as ``helpers.monitor.report``.
+
+Used by chapter 5 (diagnose your own network); built on :class:`helpers.monitor.Monitor`
+and :class:`helpers.monitor.preserved_state`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ._checks import check_choice, check_int, check_number
+from .data import Dataset
+from .monitor import ACTIVATION_TYPES, WEIGHT_TYPES, Monitor, preserved_state
+
+OPTIMIZERS = ("sgd", "adam")
+MODES = ("train", "eval")
+PROBLEMS = ("dead", "saturated", "collapsed", "vanishing", "exploding", "update_small", "update_large")
+#: The chapter that explains each problem, as (notebook, the name a message gives it).
+CHAPTERS: dict[str, tuple[str, str]] = {
+    "dead": ("04_dead_relu.ipynb", "the dead-ReLU chapter"),
+    "saturated": ("02_initialization.ipynb", "the initialization chapter"),
+    "collapsed": ("02_initialization.ipynb", "the initialization chapter"),
+    "vanishing": ("01_vanishing_exploding.ipynb", "the vanishing/exploding-gradients chapter"),
+    "exploding": ("01_vanishing_exploding.ipynb", "the vanishing/exploding-gradients chapter"),
+    "update_small": ("01_vanishing_exploding.ipynb", "the vanishing/exploding-gradients chapter"),
+    "update_large": ("03_normalization.ipynb", "the normalization chapter"),
+}
+LAYER_COLUMNS = [
+    "layer", "kind", "module", "order", "act_mean", "act_std", "example_std", "frac_zero", "frac_dead",
+    "frac_saturated", "act_grad_rms", "grad_norm", "grad_rms", "weight_norm", "update_ratio",
+]
+HEALTHY_UPDATE_RATIO = 1e-3
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One flag raised by :func:`report`.
+
+    ``problem`` is one of ``PROBLEMS``; ``value`` is the measured number that crossed
+    ``threshold``; ``chapter`` is the notebook that explains the problem.
+    """
+
+    layer: str
+    problem: str
+    value: float
+    threshold: float
+    message: str
+    chapter: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class HealthReport:
+    """What :func:`report` returns.
+
+    Attributes:
+        layers: one row per layer that ran, in execution order (columns ``LAYER_COLUMNS``):
+            activation rows fill the ``act_*``/``frac_*``/``example_std`` columns (``act_grad_rms``
+            is the RMS of the loss gradient with respect to the layer's outputs), weight rows the
+            ``grad_*``/``weight_norm``/``update_ratio`` columns; the rest are NaN.
+        findings: the flags raised, as :class:`Finding` s.
+        thresholds: the thresholds used, by keyword name.
+        n_examples, n_passes: examples seen and forward passes made.
+        loss: mean loss over the passes (NaN without targets).
+        notes: caveats about this run (for example, gradients from random targets).
+    """
+
+    layers: pd.DataFrame
+    findings: list[Finding]
+    thresholds: dict[str, object]
+    n_examples: int
+    n_passes: int
+    lr: float
+    optimizer: str
+    loss: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no finding was raised."""
+        return not self.findings
+
+    @property
+    def problems(self) -> set[str]:
+        """The set of problem codes raised (a subset of ``PROBLEMS``)."""
+        return {f.problem for f in self.findings}
+
+    def flagged(self, problem: str) -> list[str]:
+        """The layers flagged with ``problem``, in execution order."""
+        check_choice("problem", problem, PROBLEMS)
+        return [f.layer for f in self.findings if f.problem == problem]
+
+    def findings_frame(self) -> pd.DataFrame:
+        """The findings as a DataFrame: layer, problem, value, threshold, message, chapter."""
+        columns = ["layer", "problem", "value", "threshold", "message", "chapter"]
+        return pd.DataFrame([[getattr(f, c) for c in columns] for f in self.findings], columns=columns)
+
+    def summary(self) -> list[str]:
+        """One line per problem: the flagged layers (grouped) and the worst value."""
+        lines = []
+        for problem in PROBLEMS:
+            found = [f for f in self.findings if f.problem == problem]
+            if not found:
+                continue
+            if len(found) == 1:
+                lines.append(found[0].message)
+                continue
+            low = problem in ("collapsed", "vanishing", "update_small")
+            worst = min(found, key=lambda f: f.value) if low else max(found, key=lambda f: f.value)
+            names = [f.layer for f in found]
+            shown = ", ".join(names) if len(names) <= 4 else f"{names[0]}, {names[1]}, …, {names[-1]}"
+            lines.append(f"{len(found)} layers ({shown}); worst: {worst.message}")
+        return lines
+
+    def __str__(self) -> str:
+        head = (f"HealthReport: {len(self.layers)} layers, {self.n_examples} examples, "
+                f"{self.n_passes} passes, loss {self.loss:.4g}")
+        body = self.summary() or ["no problem found"]
+        return "\n".join([head, *("- " + line for line in body), *("note: " + n for n in self.notes)])
+
+    def __repr__(self) -> str:
+        return f"<HealthReport ok={self.ok} problems={sorted(self.problems)} layers={len(self.layers)}>"
+
+    def _repr_html_(self) -> str:
+        table = self.layers.drop(columns=["order"]).to_html(
+            index=False, na_rep="", float_format=lambda v: f"{v:.3g}", border=0, classes="health-report"
+        )
+        if self.ok:
+            verdict = "<p><b>No problem found.</b></p>"
+        else:
+            items = "".join(f"<li>{html.escape(line)}</li>" for line in self.summary())
+            verdict = f"<p><b>{len(self.findings)} finding(s):</b></p><ul>{items}</ul>"
+        notes = "".join(f"<p><i>Note: {html.escape(n)}</i></p>" for n in self.notes)
+        head = (f"<p>Health report: {self.n_examples} examples, {self.n_passes} forward/backward passes, "
+                f"update ratios for {self.optimizer} at lr={self.lr:g}.</p>")
+        return f"<div>{head}{verdict}{notes}{table}</div>"
+
+    def plot(self, title: str | None = None):
+        """A one-figure summary (2 × 2 panels): activation spread, dead and saturated shares,
+        gradient RMS and update ratio per layer, with the thresholds drawn and flagged layers
+        marked by a red cross. Returns the matplotlib Figure.
+        """
+        import matplotlib.pyplot as plt
+
+        acts = self.layers[self.layers.kind == "activation"].reset_index(drop=True)
+        weights = self.layers[self.layers.kind == "weight"].reset_index(drop=True)
+        flagged = {(f.layer, f.problem) for f in self.findings}
+        fig, axes = plt.subplots(2, 2, figsize=(9, 5.6))
+        t = self.thresholds
+
+        def mark(ax, frame, column, problems, log):
+            xs = [i for i, name in enumerate(frame.layer) if any((name, p) in flagged for p in problems)]
+            ys = frame[column].iloc[xs].to_numpy(dtype=float)
+            if log:
+                ys = np.where(ys > 0, ys, np.nan)
+            ax.plot(xs, ys, "x", color="red", markersize=9, mew=2, zorder=5)
+
+        def positive(series):
+            values = series.to_numpy(dtype=float)
+            return np.where(values > 0, values, np.nan)
+
+        def axis_labels(ax, frame):
+            ax.set_xticks(range(len(frame)))
+            if len(frame) <= 12:
+                ax.set_xticklabels(frame.layer, rotation=35, ha="right", fontsize=7)
+            else:
+                ax.set_xlabel("layer (execution order)")
+
+        ax = axes[0, 0]
+        if len(acts):
+            ax.plot(positive(acts.act_std), "o-", label="std")
+            ax.plot(positive(acts.example_std), "s--", label="std across examples")
+            ax.axhline(t["min_example_std"], color="gray", ls=":", lw=1)
+            mark(ax, acts, "example_std", ["collapsed"], True)
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+            axis_labels(ax, acts)
+        ax.set_ylabel("activation std")
+        ax.set_title("Activations: spread", fontsize=10)
+
+        ax = axes[0, 1]
+        if len(acts):
+            ax.plot(acts.frac_dead.to_numpy(dtype=float), "o-", label="dead units")
+            ax.plot(acts.frac_saturated.to_numpy(dtype=float), "s--", label="saturated outputs")
+            ax.axhline(t["dead_fraction"], color="gray", ls=":", lw=1)
+            mark(ax, acts, "frac_dead", ["dead"], False)
+            mark(ax, acts, "frac_saturated", ["saturated"], False)
+            ax.legend(fontsize=7)
+            axis_labels(ax, acts)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_ylabel("fraction")
+        ax.set_title("Activations: dead and saturated", fontsize=10)
+
+        ax = axes[1, 0]
+        if len(weights):
+            ax.plot(positive(weights.grad_rms), "o-")
+            mark(ax, weights, "grad_rms", ["vanishing", "exploding"], True)
+            ax.set_yscale("log")
+            axis_labels(ax, weights)
+        ax.set_ylabel("weight-gradient RMS")
+        ax.set_title("Gradients per weight layer", fontsize=10)
+
+        ax = axes[1, 1]
+        if len(weights):
+            low, high = t["update_ratio_range"]
+            ax.axhspan(low, high, color="green", alpha=0.08)
+            ax.axhline(HEALTHY_UPDATE_RATIO, color="green", ls=":", lw=1)
+            ax.plot(positive(weights.update_ratio), "o-")
+            mark(ax, weights, "update_ratio", ["update_small", "update_large"], True)
+            ax.set_yscale("log")
+            axis_labels(ax, weights)
+        ax.set_ylabel(f"update ratio ({self.optimizer}, lr={self.lr:g})")
+        ax.set_title("Update / weight per step", fontsize=10)
+        verdict = "no problem found" if self.ok else ", ".join(sorted(self.problems))
+        fig.suptitle(title or f"Health report: {verdict}", fontsize=11)
+        fig.tight_layout()
+        return fig
+
+
+# -- collecting ------------------------------------------------------------------------------------
+class _UnitTracker:
+    """Forward hooks that accumulate per-unit statistics over every pass, and the order in
+    which layers first run. A unit is a feature (dim 1) or a conv channel."""
+
+    def __init__(self, acts: list[tuple[str, nn.Module]], weights: list[tuple[str, nn.Module]]) -> None:
+        self.acts, self.weights = acts, weights
+        self.order: dict[str, int] = {}
+        self.units: dict[str, dict[int, dict[str, torch.Tensor]]] = {}
+        self.non_finite: set[str] = set()
+        self.grad_sq: dict[str, list] = {}
+        self._handles: list = []
+
+    def __enter__(self) -> _UnitTracker:
+        for name, module in self.acts:
+            self._handles.append(module.register_forward_hook(self._act_hook(name)))
+        for name, module in self.weights:
+            self._handles.append(module.register_forward_hook(self._order_hook(name)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _order_hook(self, name: str) -> Callable:
+        def hook(module, inputs, output) -> None:
+            self.order.setdefault(name, len(self.order))
+
+        return hook
+
+    def _act_hook(self, name: str) -> Callable:
+        def hook(module, inputs, output) -> None:
+            self.order.setdefault(name, len(self.order))
+            if not isinstance(output, torch.Tensor) or output.ndim < 2:
+                return
+            if output.requires_grad:
+                try:
+                    output.register_hook(self._grad_hook(name))
+                except RuntimeError:  # e.g. a view modified in place later; skip its gradient
+                    pass
+            out = output.detach().to(torch.float64)
+            if not torch.isfinite(out).all():
+                self.non_finite.add(name)
+            flat = out.transpose(0, 1).reshape(out.shape[1], -1)
+            per_size = self.units.setdefault(name, {})
+            acc = per_size.get(flat.shape[0])
+            stats = {
+                "alive": (flat != 0).any(dim=1), "sum": flat.sum(dim=1), "sumsq": (flat * flat).sum(dim=1),
+                "count": torch.tensor(float(flat.shape[1]), dtype=torch.float64),
+            }
+            if acc is None:
+                per_size[flat.shape[0]] = stats
+            else:
+                acc["alive"] |= stats["alive"]
+                for key in ("sum", "sumsq", "count"):
+                    acc[key] += stats[key]
+
+        return hook
+
+    def _grad_hook(self, name: str) -> Callable:
+        def hook(grad: torch.Tensor) -> None:
+            g = grad.detach().to(torch.float64)
+            if not torch.isfinite(g).all():
+                self.non_finite.add(name)
+            total = self.grad_sq.setdefault(name, [0.0, 0])
+            total[0] += float((g * g).sum())
+            total[1] += g.numel()
+
+        return hook
+
+    def grad_rms(self, name: str) -> float:
+        """RMS of the loss gradient with respect to the layer's outputs, over every pass."""
+        sq, n = self.grad_sq.get(name, (0.0, 0))
+        return math.sqrt(sq / n) if n else float("nan")
+
+    def unit_stats(self, name: str) -> tuple[float, float]:
+        """(fraction of dead units, std across examples averaged over live units)."""
+        per_size = self.units.get(name)
+        if not per_size:
+            return float("nan"), float("nan")
+        alive = torch.cat([acc["alive"] for acc in per_size.values()])
+        variances = []
+        for acc in per_size.values():
+            mean = acc["sum"] / acc["count"]
+            var = (acc["sumsq"] / acc["count"] - mean * mean).clamp_min(0.0)
+            variances.append(var[acc["alive"]])
+        var = torch.cat(variances)
+        example_std = float(var.mean().sqrt()) if var.numel() else float("nan")
+        return float((~alive).float().mean()), example_std
+
+
+def _as_batches(data, target, n_batches: int, batch_size: int, seed: int):
+    if isinstance(data, Dataset):
+        if target is not None:
+            raise ValueError("target must be None when data is a Dataset (its y_train is used)")
+        x, y = data.x_train, data.y_train
+    elif isinstance(data, (tuple, list)):
+        if not (len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
+            raise TypeError(f"data given as a {type(data).__name__} must be an (x, y) pair of tensors")
+        if target is not None:
+            raise ValueError("target must be None when data is an (x, y) pair")
+        x, y = data
+    elif isinstance(data, torch.Tensor):
+        x, y = data, target
+        if y is not None and not isinstance(y, torch.Tensor):
+            raise TypeError(f"target must be a torch.Tensor or None, got {type(target).__name__}")
+    else:
+        raise TypeError(
+            "data must be a torch.Tensor batch, an (x, y) pair of tensors or a helpers.data.Dataset, "
+            f"got {type(data).__name__}"
+        )
+    if x.ndim < 1 or len(x) == 0:
+        raise ValueError(f"data has no examples (shape {tuple(x.shape)})")
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"data has {len(x)} examples but the targets have {len(y)}")
+    n = min(len(x), n_batches * batch_size)
+    generator = torch.Generator().manual_seed(seed)
+    index = torch.randperm(len(x), generator=generator)[:n] if n < len(x) else torch.arange(len(x))
+    batches = []
+    for start in range(0, n, batch_size):
+        i = index[start : start + batch_size]
+        batches.append((x[i], None if y is None else y[i]))
+    return batches
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2g}" if (v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e3)) else f"{v:.3g}"
+
+
+def report(
+    model: nn.Module,
+    data,
+    *,
+    target: torch.Tensor | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    lr: float = 0.1,
+    optimizer: str = "sgd",
+    n_batches: int = 2,
+    batch_size: int = 256,
+    mode: str = "train",
+    seed: int = 0,
+    dead_fraction: float = 0.5,
+    saturated_fraction: float = 0.5,
+    min_example_std: float = 1e-3,
+    vanishing_ratio: float = 1e-2,
+    exploding_ratio: float = 1e2,
+    update_ratio_range: tuple[float, float] = (1e-5, 1e-1),
+) -> HealthReport:
+    """Diagnose ``model`` on ``data``: per-layer statistics and plain-language findings.
+
+    Runs ``n_batches`` forward and backward passes of ``batch_size`` examples (a seeded
+    random subset of ``data``), with no optimizer step, and leaves the model exactly as
+    it was: parameters, buffers (BatchNorm running statistics), gradients, the train/eval
+    flag of every submodule, and torch's global random state are restored. Works on any
+    module tree: activations are read from activation *modules* (``nn.ReLU``, ``nn.Tanh``,
+    …; a functional ``F.relu`` inside ``forward`` is invisible), weights from ``Linear`` and
+    ``Conv`` layers; layers are ordered by when they first run.
+
+    Args:
+        model: any ``nn.Module`` whose output goes to ``loss_fn``.
+        data: a tensor batch (with ``target``, or none), an ``(x, y)`` pair of tensors, or a
+            :class:`helpers.data.Dataset` (its training split).
+        target: labels for a tensor ``data``. Without targets the gradients come from a
+            random (seeded, standard normal) output gradient: their *profile* across layers
+            is meaningful, their absolute size and the update ratios less so.
+        loss_fn: ``loss_fn(output, target)``; default cross-entropy for integer targets,
+            mean squared error for float targets.
+        lr, optimizer: the step the update ratio is computed for. ``"sgd"``: the update is
+            ``lr·g``, so the ratio is ``lr·‖g‖/‖W‖``; ``"adam"``: Adam's first step moves every
+            weight with a non-zero gradient by ``lr``, so the ratio is ``lr·√(nnz g)/‖W‖``.
+        n_batches, batch_size: cost control — at most ``n_batches`` passes of ``batch_size``
+            examples (fewer if ``data`` is smaller).
+        mode: run the model in ``"train"`` mode (BatchNorm uses batch statistics, dropout is on:
+            what training sees) or ``"eval"`` mode.
+        seed: seeds the choice of examples and the random targets.
+
+    Thresholds (each raises one kind of :class:`Finding`; ``PROBLEMS`` lists the codes):
+        dead_fraction (0.5): ``"dead"`` when more than this share of a layer's units output
+            exactly 0 for every example given.
+        saturated_fraction (0.5): ``"saturated"`` when more than this share of a tanh or
+            sigmoid layer's outputs sit in the flat tails (``|tanh| > 0.97``, sigmoid outside
+            [0.03, 0.97]).
+        min_example_std (0.001): ``"collapsed"`` when the live units' outputs vary across
+            examples by less than this standard deviation: the layer passes (almost) nothing
+            about its input on. Assumes inputs of roughly unit scale.
+        vanishing_ratio (0.01): ``"vanishing"`` when the gradient RMS (norm / √weights) of the
+            first weight layer to run is below this multiple of the last one's.
+        exploding_ratio (100): ``"exploding"`` when that ratio is above this; or when the backward
+            signal — the RMS of the loss gradient with respect to a layer's outputs
+            (``act_grad_rms``) — at the first activation layer is above this multiple of the one at
+            the last activation layer (with too large an init, activations grow forward as fast as
+            this signal grows backward, and the weight gradients can look even); or when the loss,
+            an activation or a gradient is not finite.
+        update_ratio_range ((1e-5, 0.1)): ``"update_small"``/``"update_large"`` when a layer's
+            update-to-weight ratio falls outside this range (a healthy one is about 1e-3).
+
+    Returns:
+        a :class:`HealthReport` (``.layers``, ``.findings``, ``.ok``, ``.plot()``).
+
+    >>> from helpers.models import mlp
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = mlp(64, 10, depth=3, width=32)
+    >>> x, y = torch.randn(128, 64), torch.randint(0, 10, (128,))
+    >>> rep = report(net, (x, y), lr=0.05)
+    >>> rep.ok, rep.n_passes
+    (True, 1)
+    >>> list(rep.layers.layer[:3])
+    ['hidden1.linear', 'hidden1.act', 'hidden2.linear']
+    >>> with torch.no_grad():
+    ...     _ = net.hidden1.linear.bias.fill_(-100.0)  # kill every unit of the first layer
+    >>> print(report(net, (x, y)).findings[0])
+    hidden1.act: 100 % of units dead over these 128 examples — see the dead-ReLU chapter (04_dead_relu.ipynb)
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if loss_fn is not None and not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable(output, target) or None, got {loss_fn!r}")
+    lr = check_number("lr", lr, minimum=0.0, strict=True)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_int("n_batches", n_batches, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
+    check_choice("mode", mode, MODES)
+    check_int("seed", seed, minimum=0)
+    check_number("dead_fraction", dead_fraction, minimum=0.0, maximum=1.0)
+    check_number("saturated_fraction", saturated_fraction, minimum=0.0, maximum=1.0)
+    check_number("min_example_std", min_example_std, minimum=0.0)
+    check_number("vanishing_ratio", vanishing_ratio, minimum=0.0, strict=True)
+    check_number("exploding_ratio", exploding_ratio, minimum=0.0, strict=True)
+    if vanishing_ratio >= exploding_ratio:
+        raise ValueError(f"vanishing_ratio={vanishing_ratio!r} must be below exploding_ratio={exploding_ratio!r}")
+    if not (isinstance(update_ratio_range, (tuple, list)) and len(update_ratio_range) == 2):
+        raise TypeError(f"update_ratio_range must be a (low, high) pair, got {update_ratio_range!r}")
+    low = check_number("update_ratio_range[0]", update_ratio_range[0], minimum=0.0)
+    high = check_number("update_ratio_range[1]", update_ratio_range[1], minimum=0.0)
+    if not low < high:
+        raise ValueError(f"update_ratio_range={update_ratio_range!r} is not valid; give (low, high) with low < high")
+    batches = _as_batches(data, target, n_batches, batch_size, seed)
+    has_target = batches[0][1] is not None
+    if loss_fn is not None and not has_target:
+        raise ValueError("loss_fn was given but there are no targets; pass target= or data=(x, y)")
+    if loss_fn is None and has_target:
+        loss_fn = nn.functional.mse_loss if batches[0][1].is_floating_point() else nn.functional.cross_entropy
+    thresholds = {
+        "dead_fraction": dead_fraction, "saturated_fraction": saturated_fraction,
+        "min_example_std": min_example_std, "vanishing_ratio": vanishing_ratio,
+        "exploding_ratio": exploding_ratio, "update_ratio_range": (low, high),
+    }
+
+    named = [(n or type(m).__name__, m) for n, m in model.named_modules()]
+    acts = [(n, m) for n, m in named if isinstance(m, ACTIVATION_TYPES)]
+    weights = [(n, m) for n, m in named if isinstance(m, WEIGHT_TYPES)]
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    grads: dict[str, list[float]] = {n: [] for n, _ in weights}
+    nnz: dict[str, list[float]] = {n: [] for n, _ in weights}
+    losses: list[float] = []
+    non_finite_grads: set[str] = set()
+    passes = 0
+    noise = torch.Generator().manual_seed(seed + 1)
+
+    with preserved_state(model), torch.random.fork_rng(devices=[]):
+        model.train(mode == "train")
+        for p in model.parameters():
+            p.grad = None
+        monitor = Monitor(model, every=1, gradients=False, updates=False, bins=1)
+        with monitor, _UnitTracker(acts, weights) as tracker, torch.enable_grad():
+            for xb, yb in batches:
+                out = model(xb.to(device))
+                passes += 1
+                if has_target:
+                    loss = loss_fn(out, yb.to(device))
+                else:
+                    if not isinstance(out, torch.Tensor):
+                        raise TypeError(f"model output is a {type(out).__name__}; give targets and a loss_fn for it")
+                    cotangent = torch.randn(out.shape, generator=noise).to(out.device, out.dtype)
+                    loss = (out * cotangent).sum() / max(len(out), 1)
+                losses.append(float(loss.detach()) if has_target else float("nan"))
+                if loss.requires_grad:
+                    loss.backward()
+                for name, module in weights:
+                    g = module.weight.grad
+                    if g is None:
+                        continue
+                    norm = float(g.detach().norm())
+                    if not math.isfinite(norm):
+                        non_finite_grads.add(name)
+                    grads[name].append(norm)
+                    nnz[name].append(float((g != 0).sum()))
+                model.zero_grad(set_to_none=True)
+        stats = monitor.to_frame()
+
+    act_means = stats.groupby(["layer", "quantity"]).value.mean().unstack() if len(stats) else pd.DataFrame()
+    rows = []
+    for name, module in acts:
+        if name not in tracker.order:
+            continue
+        frac_dead, example_std = tracker.unit_stats(name)
+        row = dict(layer=name, kind="activation", module=type(module).__name__, order=tracker.order[name],
+                   frac_dead=frac_dead, example_std=example_std, act_grad_rms=tracker.grad_rms(name))
+        for q in ("act_mean", "act_std", "frac_zero", "frac_saturated"):
+            row[q] = float(act_means.loc[name, q]) if name in act_means.index else float("nan")
+        rows.append(row)
+    for name, module in weights:
+        if name not in tracker.order:
+            continue
+        w = module.weight.detach()
+        weight_norm = float(w.norm())
+        norm = float(np.mean(grads[name])) if grads[name] else float("nan")
+        if optimizer == "sgd":
+            step = lr * norm
+        else:
+            step = lr * math.sqrt(float(np.mean(nnz[name]))) if nnz[name] else float("nan")
+        rows.append(dict(
+            layer=name, kind="weight", module=type(module).__name__, order=tracker.order[name],
+            grad_norm=norm, grad_rms=norm / math.sqrt(max(w.numel(), 1)), weight_norm=weight_norm,
+            update_ratio=step / weight_norm if weight_norm > 0 else float("inf"),
+        ))
+    layers = pd.DataFrame(rows, columns=LAYER_COLUMNS).sort_values("order").reset_index(drop=True)
+    for column in LAYER_COLUMNS[4:]:
+        layers[column] = layers[column].astype(float)
+
+    n_examples = sum(len(xb) for xb, _ in batches)
+    findings = _findings(layers, thresholds, n_examples, tracker.non_finite | non_finite_grads, losses, has_target)
+    notes = []
+    if not has_target:
+        notes.append("no targets given: gradients come from a random output gradient, so update ratios "
+                     "and gradient sizes are indicative only")
+    if not acts:
+        notes.append("no activation modules found (functional activations are not seen): "
+                     "activation statistics are missing")
+    mean_loss = float(np.mean(losses)) if has_target else float("nan")
+    return HealthReport(layers, findings, thresholds, n_examples, passes, lr, optimizer, mean_loss, notes)
+
+
+def _finding(layer: str, problem: str, value: float, threshold: float, text: str) -> Finding:
+    chapter, called = CHAPTERS[problem]
+    return Finding(layer, problem, value, threshold, f"{layer}: {text} — see {called} ({chapter})", chapter)
+
+
+def _findings(
+    layers: pd.DataFrame, t: dict, n_examples: int, non_finite: set[str], losses: list[float], has_target: bool
+) -> list[Finding]:
+    found: list[Finding] = []
+    acts = layers[layers.kind == "activation"]
+    weights = layers[layers.kind == "weight"]
+    if has_target and not all(math.isfinite(v) for v in losses):
+        found.append(_finding("loss", "exploding", float("inf"), float("inf"), "the loss is not finite"))
+    bad = layers[layers.layer.isin(non_finite)]
+    if len(bad):  # report where the non-finite values first appear
+        found.append(_finding(bad.layer.iloc[0], "exploding", float("inf"), float("inf"),
+                              "non-finite values (inf or NaN) in its outputs or gradient"))
+    for row in acts.itertuples():
+        if row.frac_dead > t["dead_fraction"]:
+            found.append(_finding(row.layer, "dead", row.frac_dead, t["dead_fraction"],
+                                  f"{100 * row.frac_dead:.0f} % of units dead over these {n_examples} examples"))
+        if row.frac_saturated > t["saturated_fraction"]:
+            found.append(_finding(row.layer, "saturated", row.frac_saturated, t["saturated_fraction"],
+                                  f"{100 * row.frac_saturated:.0f} % of {row.module.lower()} outputs saturated"))
+        if row.example_std < t["min_example_std"]:
+            found.append(_finding(
+                row.layer, "collapsed", row.example_std, t["min_example_std"],
+                f"outputs barely vary across examples (std {_fmt(row.example_std)} < {t['min_example_std']:g}): "
+                "the signal has collapsed"))
+    # vanishing / exploding: the first weight layer's gradient RMS relative to the last one's;
+    # exploding also when the gradient w.r.t. the outputs grows from the last activation layer
+    # back to the first (forward growth can hide it from the weight gradients)
+    ratios = {}
+    for frame, column in ((weights, "grad_rms"), (acts, "act_grad_rms")):
+        values = frame[column].to_numpy(dtype=float)
+        usable = frame[np.isfinite(values) & (values > 0)]
+        if len(usable) >= 2:
+            first, last = usable.iloc[0], usable.iloc[-1]
+            ratios[column] = (first.layer, last.layer, first[column] / last[column])
+    if "grad_rms" in ratios:
+        first, last, ratio = ratios["grad_rms"]
+        if ratio < t["vanishing_ratio"]:
+            found.append(_finding(first, "vanishing", ratio, t["vanishing_ratio"],
+                                  f"its weight gradient (RMS) is {_fmt(ratio)} × that of the last layer ({last}): "
+                                  "vanishing gradients"))
+        elif ratio > t["exploding_ratio"]:
+            found.append(_finding(first, "exploding", ratio, t["exploding_ratio"],
+                                  f"its weight gradient (RMS) is {_fmt(ratio)} × that of the last layer ({last}): "
+                                  "exploding gradients"))
+    if "act_grad_rms" in ratios and "exploding" not in {f.problem for f in found}:
+        first, last, ratio = ratios["act_grad_rms"]
+        if ratio > t["exploding_ratio"]:
+            found.append(_finding(first, "exploding", ratio, t["exploding_ratio"],
+                                  f"the gradient reaching its outputs is {_fmt(ratio)} × that at the last "
+                                  f"activation layer ({last}): exploding gradients"))
+    low, high = t["update_ratio_range"]
+    for row in weights.itertuples():
+        if row.update_ratio < low:
+            text = ("its gradient is exactly zero: it does not learn" if row.update_ratio == 0 else
+                    f"one step would change its weights by {_fmt(row.update_ratio)} of their norm "
+                    f"(healthy: about {HEALTHY_UPDATE_RATIO:g}); it barely learns")
+            found.append(_finding(row.layer, "update_small", row.update_ratio, low, text))
+        elif row.update_ratio > high:
+            found.append(_finding(row.layer, "update_large", row.update_ratio, high,
+                                  f"one step would change its weights by {_fmt(row.update_ratio)} of their norm "
+                                  f"(healthy: about {HEALTHY_UPDATE_RATIO:g}); the learning rate is too large "
+                                  "for it"))
+    return found

@@ -1,0 +1,84 @@
+"""Notebook hygiene: chapters are committed without outputs, start with the Colab install cell that
+points at the repository of ``_config.yml``, have a kernelspec; ``_toc.yml`` lists only files that exist."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def source(cell: dict) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
+def code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no chapters/*.ipynb found"
+    assert ROOT / "chapters" / "00_toolkit.ipynb" in CHAPTERS
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_committed_without_outputs(path):
+    nb = load(path)
+    for i, cell in enumerate(code_cells(nb)):
+        assert cell.get("outputs") == [], f"{path.name}: code cell {i} has outputs"
+        assert cell.get("execution_count") is None, f"{path.name}: code cell {i} has an execution count"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_first_code_cell_installs_from_the_configured_repository(path, config):
+    url, branch = config["repository"]["url"], config["repository"]["branch"]
+    assert branch == "main"
+    first = code_cells(load(path))[0]
+    text = source(first)
+    assert f"git+{url}@{branch}" in text, f"{path.name}: first code cell does not install git+{url}@{branch}"
+    assert "trainability-helpers @ git+" in text  # the distribution name of pyproject.toml
+    assert '"google.colab" in sys.modules' in text  # installs only in Colab
+    assert "remove-output" in first.get("metadata", {}).get("tags", [])
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_has_kernelspec(path):
+    spec = load(path)["metadata"].get("kernelspec", {})
+    assert spec.get("name") and spec.get("language") == "python", f"{path.name}: kernelspec {spec!r}"
+
+
+def _toc_files(node) -> list[str]:
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("file", "root") and isinstance(value, str):
+                found.append(value)
+            else:
+                found.extend(_toc_files(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_toc_files(item))
+    return found
+
+
+def test_toc_lists_only_existing_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    files = _toc_files(toc)
+    assert "intro" in files and "chapters/00_toolkit" in files
+    suffixes = ("", ".md", ".ipynb", ".rst")
+    missing = [f for f in files if not any((ROOT / (f + s)).is_file() for s in suffixes)]
+    assert not missing, f"_toc.yml lists files that do not exist: {missing}"
