@@ -6,6 +6,7 @@ was produced.
 - :func:`histogram_grid` — per-layer activation histograms (chapters 0, 2, 4).
 - :func:`layer_lines` — one statistic against layer index (chapters 0–5).
 - :func:`training_curves` — a metric against step (every chapter).
+- :func:`glue_figure` — keep a chapter's key figure for the landing page.
 """
 
 from __future__ import annotations
@@ -141,3 +142,19 @@ def training_curves(
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def glue_figure(name: str, fig: plt.Figure) -> None:
+    """Keep ``fig`` under ``name`` for another page of the book (myst-nb's ``glue``).
+
+    The landing page shows one figure of each chapter this way, pasted with
+    ``{glue} name`` and ``:doc: chapters/<chapter>.ipynb``. Where myst-nb is not
+    installed (Colab), nothing happens.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"name={name!r} is not valid; use a Python identifier such as 'hero'")
+    try:
+        from myst_nb import glue
+    except ImportError:
+        return
+    glue(name, fig, display=False)

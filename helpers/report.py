@@ -190,11 +190,19 @@ class HealthReport:
             values = series.to_numpy(dtype=float)
             return np.where(values > 0, values, np.nan)
 
+        def zeros(ax, series):  # values of exactly 0 have no place on a log scale: mark them at the bottom
+            xs = np.flatnonzero(series.to_numpy(dtype=float) == 0)
+            if len(xs):
+                ax.plot(xs, np.full(len(xs), 0.03), "v", color="gray", transform=ax.get_xaxis_transform(),
+                        label="exactly 0 (bottom)")
+                ax.legend(fontsize=7)
+
         def axis_labels(ax, frame):
             ax.set_xticks(range(len(frame)))
             if len(frame) <= 12:
                 ax.set_xticklabels(frame.layer, rotation=35, ha="right", fontsize=7)
             else:
+                ax.set_xticks(range(0, len(frame), math.ceil(len(frame) / 10)))
                 ax.set_xlabel("layer (execution order)")
 
         ax = axes[0, 0]
@@ -205,6 +213,7 @@ class HealthReport:
             mark(ax, acts, "example_std", ["collapsed"], True)
             ax.set_yscale("log")
             ax.legend(fontsize=7)
+            zeros(ax, acts.act_std)
             axis_labels(ax, acts)
         ax.set_ylabel("activation std")
         ax.set_title("Activations: spread", fontsize=10)
@@ -227,6 +236,7 @@ class HealthReport:
             ax.plot(positive(weights.grad_rms), "o-")
             mark(ax, weights, "grad_rms", ["vanishing", "exploding"], True)
             ax.set_yscale("log")
+            zeros(ax, weights.grad_rms)
             axis_labels(ax, weights)
         ax.set_ylabel("weight-gradient RMS")
         ax.set_title("Gradients per weight layer", fontsize=10)
@@ -239,6 +249,7 @@ class HealthReport:
             ax.plot(positive(weights.update_ratio), "o-")
             mark(ax, weights, "update_ratio", ["update_small", "update_large"], True)
             ax.set_yscale("log")
+            zeros(ax, weights.update_ratio)
             axis_labels(ax, weights)
         ax.set_ylabel(f"update ratio ({self.optimizer}, lr={self.lr:g})")
         ax.set_title("Update / weight per step", fontsize=10)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
+
+# Property-based tests draw the same examples on every run, so CI cannot turn red by chance;
+# HYPOTHESIS_PROFILE=explore searches afresh.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # The tests run tiny nets: one intra-op thread is fastest, and on a shared machine two OpenMP threads
 # waiting on each other make each small op take milliseconds.

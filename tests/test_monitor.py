@@ -48,12 +48,13 @@ def values(stats: pd.DataFrame, layer: str, step: int | None = None) -> dict[str
     return dict(zip(rows.quantity, rows.value))
 
 
-def assert_stats_close(got: dict[str, float], expected: dict[str, float]) -> None:
+def assert_stats_close(got: dict[str, float], expected: dict[str, float], scale: float = 1.0) -> None:
+    """Compare statistics; float32 rounding grows with the values' magnitude ``scale``."""
     for key, want in expected.items():
         if math.isnan(want):
             assert math.isnan(got[key]), (key, got[key])
         else:
-            assert got[key] == pytest.approx(want, rel=1e-4, abs=1e-6), key
+            assert got[key] == pytest.approx(want, rel=1e-4, abs=1e-6 * max(1.0, scale)), key
 
 
 # -- activation_stats and saturated_mask ---------------------------------------------------------
@@ -116,7 +117,7 @@ def test_activation_stats_invariants(pre, kind, shift):
     if kind in ("tanh", "sigmoid"):
         assert 0.0 <= s["frac_saturated"] <= 1.0
     if out.numel() > 1:
-        assert_stats_close(s, reference_stats(out, kind))
+        assert_stats_close(s, reference_stats(out, kind), scale=float(out.abs().max()))
 
 
 # -- snapshot against a plain forward/backward pass ------------------------------------------------
