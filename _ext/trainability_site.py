@@ -2,9 +2,19 @@
 
 - Drop repeated <script> entries: sphinx-thebe registers its configuration script once
   per build phase, and the second copy redeclares a ``const`` and raises a page error.
+- Write the images that pages paste from another notebook (``{glue}`` with ``:doc:``).
+  myst-nb points such an image at ``_images/<sha256>.png`` but copies it only when the
+  source notebook also displays the very same image, so a figure glued with
+  ``display=False`` would be a broken image on the landing page.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+from binascii import a2b_base64
+from mimetypes import guess_extension
+from pathlib import Path
 
 
 def _script_key(script) -> tuple:
@@ -25,6 +35,25 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     context["script_files"] = unique
 
 
+def write_glued_images(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    glue_folder = Path(app.env.mystnb_config.output_folder)
+    image_folder = Path(app.builder.outdir) / app.builder.imagedir
+    for glue_file in glue_folder.rglob("*.glue.json"):
+        for output in json.loads(glue_file.read_text()).values():
+            for mime_type, payload in output.get("data", {}).items():
+                if not mime_type.startswith("image/") or mime_type == "image/svg+xml":
+                    continue
+                data = a2b_base64(payload)
+                extension = guess_extension(mime_type) or "." + mime_type.rsplit("/")[-1]
+                target = image_folder / f"{hashlib.sha256(data).hexdigest()}{extension}"
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+
+
 def setup(app):
     app.connect("html-page-context", dedupe_scripts, priority=900)
+    app.connect("build-finished", write_glued_images)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
