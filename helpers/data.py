@@ -188,6 +188,8 @@ def make_blobs(
 
 FASHION_MNIST_URL = "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"
 #: SHA-256 of the four gzip files Zalando publishes (their MD5s match the official list).
+#:
+#: :meta hide-value:
 FASHION_MNIST_FILES = {
     "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
     "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",

@@ -83,7 +83,7 @@ class Block(nn.Module):
 
 
 class MLP(nn.Sequential):
-    """A deep MLP: ``hidden1 … hiddenN`` :class:`Block` s then an ``output`` linear layer."""
+    """A deep MLP: ``hidden1 … hiddenN`` :class:`Block` layers, then an ``output`` linear layer."""
 
     def hidden_blocks(self) -> list[Block]:
         """The hidden blocks, first to last."""
@@ -107,7 +107,8 @@ def mlp(
     """Build a deep MLP with ``depth`` hidden layers.
 
     Args:
-        in_features, out_features: input size and number of outputs (classes).
+        in_features: input size (pixels or features per example).
+        out_features: number of outputs (classes).
         depth: number of hidden layers (each linear → [norm] → activation).
         width: one int for every hidden layer, or a sequence of ``depth`` ints.
         activation: one of ``ACTIVATIONS``.

@@ -113,7 +113,9 @@ class Monitor:
         model: any ``nn.Module``.
         every: sample one step in ``every`` (doubled whenever ``max_samples`` is exceeded).
         max_samples: most sampled steps kept; older samples are thinned to fit.
-        activations, gradients, updates: which groups of statistics to record.
+        activations: record activation statistics and histograms.
+        gradients: record gradient norms per weight layer.
+        updates: record update-to-weight ratios per weight layer.
         bins: number of histogram bins; ``hist_range`` overrides the per-activation range
             (values outside it are counted in the edge bins).
         auto_step: count a step at each forward pass of ``model`` with gradients enabled

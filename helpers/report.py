@@ -13,7 +13,7 @@ torch's global random state), and returns a :class:`HealthReport` with
 - per ``Linear``/``Conv`` layer: gradient norm, gradient RMS (norm / √(number of
   weights)), weight norm and the update-to-weight ratio one optimizer step at ``lr``
   would make;
-- a list of :class:`Finding` s, plain-language flags such as
+- a list of :class:`Finding` objects, plain-language flags such as
   ``"hidden7.act: 94 % of units dead over these 512 examples — see the dead-ReLU chapter"``,
   each raised by a threshold you can change (see :func:`report`), each pointing at the
   chapter that explains it.
@@ -45,6 +45,8 @@ OPTIMIZERS = ("sgd", "adam")
 MODES = ("train", "eval")
 PROBLEMS = ("dead", "saturated", "collapsed", "vanishing", "exploding", "update_small", "update_large")
 #: The chapter that explains each problem, as (notebook, the name a message gives it).
+#:
+#: :meta hide-value:
 CHAPTERS: dict[str, tuple[str, str]] = {
     "dead": ("04_dead_relu.ipynb", "the dead-ReLU chapter"),
     "saturated": ("02_initialization.ipynb", "the initialization chapter"),
@@ -89,9 +91,10 @@ class HealthReport:
             activation rows fill the ``act_*``/``frac_*``/``example_std`` columns (``act_grad_rms``
             is the RMS of the loss gradient with respect to the layer's outputs), weight rows the
             ``grad_*``/``weight_norm``/``update_ratio`` columns; the rest are NaN.
-        findings: the flags raised, as :class:`Finding` s.
+        findings: the flags raised, as a list of :class:`Finding`.
         thresholds: the thresholds used, by keyword name.
-        n_examples, n_passes: examples seen and forward passes made.
+        n_examples: examples seen.
+        n_passes: forward passes made.
         loss: mean loss over the passes (NaN without targets).
         notes: caveats about this run (for example, gradients from random targets).
     """
@@ -176,7 +179,7 @@ class HealthReport:
         acts = self.layers[self.layers.kind == "activation"].reset_index(drop=True)
         weights = self.layers[self.layers.kind == "weight"].reset_index(drop=True)
         flagged = {(f.layer, f.problem) for f in self.findings}
-        fig, axes = plt.subplots(2, 2, figsize=(9, 5.6))
+        fig, axes = plt.subplots(2, 2, figsize=(9, 6.2))
         t = self.thresholds
 
         def mark(ax, frame, column, problems, log):
@@ -195,12 +198,12 @@ class HealthReport:
             if len(xs):
                 ax.plot(xs, np.full(len(xs), 0.03), "v", color="gray", transform=ax.get_xaxis_transform(),
                         label="exactly 0 (bottom)")
-                ax.legend(fontsize=7)
+                ax.legend(fontsize=8)
 
         def axis_labels(ax, frame):
             ax.set_xticks(range(len(frame)))
             if len(frame) <= 12:
-                ax.set_xticklabels(frame.layer, rotation=35, ha="right", fontsize=7)
+                ax.set_xticklabels([short_name(n) for n in frame.layer], rotation=35, ha="right", fontsize=8)
             else:
                 ax.set_xticks(range(0, len(frame), math.ceil(len(frame) / 10)))
                 ax.set_xlabel("layer (execution order)")
@@ -212,7 +215,7 @@ class HealthReport:
             ax.axhline(t["min_example_std"], color="gray", ls=":", lw=1)
             mark(ax, acts, "example_std", ["collapsed"], True)
             ax.set_yscale("log")
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=8)
             zeros(ax, acts.act_std)
             axis_labels(ax, acts)
         ax.set_ylabel("activation std")
@@ -225,7 +228,7 @@ class HealthReport:
             ax.axhline(t["dead_fraction"], color="gray", ls=":", lw=1)
             mark(ax, acts, "frac_dead", ["dead"], False)
             mark(ax, acts, "frac_saturated", ["saturated"], False)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=8)
             axis_labels(ax, acts)
         ax.set_ylim(-0.05, 1.05)
         ax.set_ylabel("fraction")
@@ -385,6 +388,16 @@ def _as_batches(data, target, n_batches: int, batch_size: int, seed: int):
     return batches
 
 
+def short_name(layer: str, width: int = 14) -> str:
+    """A layer name short enough for a tick label: ``hidden7`` → ``h7``, long paths keep their end.
+
+    >>> short_name("hidden7"), short_name("stages.2.blocks.1.conv2")
+    ('h7', '…locks.1.conv2')
+    """
+    name = layer.replace("hidden", "h")
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
 def _fmt(v: float) -> str:
     return f"{v:.2g}" if (v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e3)) else f"{v:.3g}"
 
@@ -427,41 +440,44 @@ def report(
             is meaningful, their absolute size and the update ratios less so.
         loss_fn: ``loss_fn(output, target)``; default cross-entropy for integer targets,
             mean squared error for float targets.
-        lr, optimizer: the step the update ratio is computed for. ``"sgd"``: the update is
-            ``lr·g``, so the ratio is ``lr·‖g‖/‖W‖``; ``"adam"``: Adam's first step moves every
-            weight with a non-zero gradient by ``lr``, so the ratio is ``lr·√(nnz g)/‖W‖``.
-        n_batches, batch_size: cost control — at most ``n_batches`` passes of ``batch_size``
-            examples (fewer if ``data`` is smaller).
+        lr: the learning rate of the step the update ratio is computed for.
+        optimizer: ``"sgd"``: the update is ``lr·g``, so the ratio is ``lr·‖g‖/‖W‖``;
+            ``"adam"``: Adam's first step moves every weight with a non-zero gradient by
+            ``lr``, so the ratio is ``lr·√(nnz g)/‖W‖``.
+        n_batches: cost control — at most this many forward/backward passes.
+        batch_size: examples per pass (fewer if ``data`` is smaller).
         mode: run the model in ``"train"`` mode (BatchNorm uses batch statistics, dropout is on:
             what training sees) or ``"eval"`` mode.
         seed: seeds the choice of examples and the random targets.
 
-    Thresholds (each raises one kind of :class:`Finding`; ``PROBLEMS`` lists the codes):
-        dead_fraction (0.5): ``"dead"`` when more than this share of a layer's units output
-            exactly 0 for every example given.
-        saturated_fraction (0.5): ``"saturated"`` when more than this share of a tanh or
-            sigmoid layer's outputs sit in the flat tails (``|tanh| > 0.97``, sigmoid outside
-            [0.03, 0.97]).
-        min_example_std (0.001): ``"collapsed"`` when the live units' outputs vary across
-            examples by less than this standard deviation: the layer passes (almost) nothing
-            about its input on. Assumes inputs of roughly unit scale.
-        vanishing_ratio (0.01): ``"vanishing"`` when the gradient RMS (norm / √weights) of the
-            first weight layer to run is below this multiple of the last one's.
-        exploding_ratio (100): ``"exploding"`` when that ratio is above this; or when the backward
-            signal — the RMS of the loss gradient with respect to a layer's outputs
-            (``act_grad_rms``) — at the first activation layer is above this multiple of the one at
-            the last activation layer (with too large an init, activations grow forward as fast as
-            this signal grows backward, and the weight gradients can look even); or when the loss,
-            an activation or a gradient is not finite.
-        update_ratio_range ((1e-5, 0.1)): ``"update_small"``/``"update_large"`` when a layer's
-            update-to-weight ratio falls outside this range (a healthy one is about 1e-3).
+    Keyword Args:
+        dead_fraction: (default 0.5) flag ``"dead"`` when more than this share of a layer's
+            units output exactly 0 for every example given.
+        saturated_fraction: (default 0.5) flag ``"saturated"`` when more than this share of a
+            tanh or sigmoid layer's outputs sit in the flat tails (``|tanh| > 0.97``, sigmoid
+            outside [0.03, 0.97]).
+        min_example_std: (default 0.001) flag ``"collapsed"`` when the live units' outputs vary
+            across examples by less than this standard deviation: the layer passes (almost)
+            nothing about its input on. Assumes inputs of roughly unit scale.
+        vanishing_ratio: (default 0.01) flag ``"vanishing"`` when the gradient RMS
+            (norm / √weights) of the first weight layer to run is below this multiple of the
+            last one's.
+        exploding_ratio: (default 100) flag ``"exploding"`` when that ratio is above this; or
+            when the backward signal — the RMS of the loss gradient with respect to a layer's
+            outputs (``act_grad_rms``) — at the first activation layer is above this multiple
+            of the one at the last activation layer (with too large an init, activations grow
+            forward as fast as this signal grows backward, and the weight gradients can look
+            even); or when the loss, an activation or a gradient is not finite.
+        update_ratio_range: (default (1e-5, 0.1)) flag ``"update_small"`` or ``"update_large"``
+            when a layer's update-to-weight ratio falls outside this range (a healthy one is
+            about 1e-3). Each threshold raises one kind of :class:`Finding`; ``PROBLEMS``
+            lists the codes.
 
     Returns:
         a :class:`HealthReport` (``.layers``, ``.findings``, ``.ok``, ``.plot()``).
 
     >>> from helpers.models import mlp
-    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-    <torch._C.Generator object at ...>
+    >>> _ = torch.manual_seed(0)
     >>> net = mlp(64, 10, depth=3, width=32)
     >>> x, y = torch.randn(128, 64), torch.randint(0, 10, (128,))
     >>> rep = report(net, (x, y), lr=0.05)

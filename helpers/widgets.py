@@ -94,7 +94,7 @@ def label(value: Any) -> str:
     return str(value)
 
 
-def render_figure(fig: Any, image_format: str = "webp", dpi: int = 72) -> bytes:
+def render_figure(fig: Any, image_format: str = "webp", dpi: int = 100) -> bytes:
     """Encode a matplotlib figure (and close it); returns the image bytes."""
     if not hasattr(fig, "savefig"):
         raise TypeError(f"the experiment function must return a matplotlib Figure, got {type(fig).__name__}")
@@ -117,7 +117,7 @@ def explore(
     title: str | None = None,
     mode: str | None = None,
     image_format: str = "webp",
-    dpi: int = 72,
+    dpi: int = 100,
     max_combinations: int = MAX_COMBINATIONS,
 ) -> LiveExplorer | StaticExplorer:
     """An explorer of ``fn`` over the grid ``controls``.
