@@ -6,6 +6,9 @@
   myst-nb points such an image at ``_images/<sha256>.png`` but copies it only when the
   source notebook also displays the very same image, so a figure glued with
   ``display=False`` would be a broken image on the landing page.
+- Stub out the theme's ``fontawesome.js`` (1.5 MB, over half of every page's weight). It only
+  swaps ``<i class="fa-…">`` icons for SVGs; the theme's stylesheet already draws the same icons
+  from the Font Awesome web font, which a page loads only when it shows an icon of that style.
 """
 
 from __future__ import annotations
@@ -53,7 +56,20 @@ def write_glued_images(app, exception) -> None:
                     target.write_bytes(data)
 
 
+FONTAWESOME_STUB = "/* Icons come from the Font Awesome web font in the theme CSS (_ext/trainability_site.py). */\n"
+
+
+def stub_fontawesome_script(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    script = Path(app.builder.outdir) / "_static" / "scripts" / "fontawesome.js"
+    if script.exists() and script.read_text(errors="replace") != FONTAWESOME_STUB:
+        script.write_text(FONTAWESOME_STUB)
+        script.with_name("fontawesome.js.map").unlink(missing_ok=True)
+
+
 def setup(app):
     app.connect("html-page-context", dedupe_scripts, priority=900)
     app.connect("build-finished", write_glued_images)
+    app.connect("build-finished", stub_fontawesome_script)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -67,6 +67,26 @@ def test_colab_button_points_at_the_notebook_on_main(site, chapter):
     assert colab_url(chapter) in hrefs, hrefs
 
 
+def test_header_icons_are_drawn_from_the_web_font(site):
+    """The theme's SVG-icon script is stubbed out at build (_ext/trainability_site.py); the
+    launch, repository and download icons must still be drawn, by the Font Awesome web font."""
+    base, page, _ = site
+    page.goto(f"{base}/chapters/00_toolkit.html", wait_until="networkidle")
+    icons = page.evaluate("""() => ['fa-rocket', 'fa-github', 'fa-download'].map(name => {
+        const el = document.querySelector('i.' + name);
+        if (!el) return [name, 'missing'];
+        const before = getComputedStyle(el, '::before');
+        const box = el.getBoundingClientRect();
+        return [name, before.content, before.fontFamily, box.width];
+    })""")
+    for name, *style in icons:
+        assert style != ["missing"], f"no <i class='{name}'> icon on the page"
+        content, family, width = style
+        assert content not in ("", "none", "normal") and "Font Awesome" in family and width > 0, (name, style)
+    loaded = page.evaluate("[...document.fonts].filter(f => f.status === 'loaded').map(f => f.family)")
+    assert any("Font Awesome" in family for family in loaded), loaded
+
+
 def _title_words(chapter: str) -> list[str]:
     notebook = json.loads((BOOK.parent.parent / f"{chapter}.ipynb").read_text(encoding="utf-8"))
     first = "".join(notebook["cells"][0]["source"])
