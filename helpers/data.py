@@ -4,7 +4,7 @@
   pixel scale a chapter needs: ``"raw"`` (0–16, as shipped), ``"bytes"`` (0–255, to
   mimic raw image bytes: the dead-ReLU chapter), ``"unit"`` (0–1) or
   ``"standardized"`` (per-pixel z-scores from the training split).
-- :func:`load_mnist1d` — MNIST-1D (Greydanus 2020), generated locally.
+- :func:`load_mnist1d` — MNIST-1D (Greydanus & Kobak 2020), generated locally.
 - :func:`make_spirals`, :func:`make_blobs` — synthetic sets.
 - :func:`load_fashion_mnist` — downloaded only when asked, SHA-256 checked, cached
   with an atomic write; readers online can swap it in for digits.

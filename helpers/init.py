@@ -17,7 +17,7 @@ fan-in and fan-out (``xavier_*``); He et al. (2015) use fan-in and the ReLU gain
   recursion of Poole et al. 2016, exact in the wide limit).
 - :func:`lsuv_` — layer-sequential unit-variance init (Mishkin & Matas 2016).
 
-Used by chapters 1, 2, 4 and 5.
+Used by every chapter.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 - :func:`mlp` — a deep MLP of any depth and width; its blocks are named
   ``hidden1 … hiddenN`` and ``output``, each block holding ``linear``, an optional
   ``norm`` and ``act``, so every statistic is labelled by layer (chapters 0–5).
-- :func:`small_cnn` — a small CNN with a choice of normalization (chapters 3 and 5).
+- :func:`small_cnn` — a small CNN with a choice of normalization (chapters 0 and 3).
 
 >>> net = mlp(64, 10, depth=3, width=32, activation="tanh")
 >>> [name for name, _ in net.named_children()]

@@ -7,7 +7,8 @@ removes every hook on exit. It records at sampled steps only and keeps fixed-siz
 summaries, never raw tensors:
 
 - ``act_mean``, ``act_std``: mean and standard deviation of the layer's output;
-- ``frac_zero``: share of outputs exactly 0 (the "relu_rate" of source 002);
+- ``frac_zero``: share of outputs exactly 0 (the "relu_rate" of a popular blog post on
+  dead ReLUs; see the dead-ReLU chapter);
 - ``frac_saturated``: share in the flat tails, ``|tanh| > 0.97`` or sigmoid outside
   ``[0.03, 0.97]`` (NaN for activations without flat tails);
 - ``frac_dead``: share of units whose output is 0 for *every* example of the batch (a
@@ -56,8 +57,8 @@ COLUMNS = ["step", "layer", "index", "kind", "quantity", "value"]
 def saturated_mask(module: nn.Module, out: torch.Tensor) -> torch.Tensor | None:
     """Boolean mask of outputs in the flat tails of ``module``'s activation, or None.
 
-    tanh: ``|a| > 0.97``; sigmoid: ``a < 0.03`` or ``a > 0.97`` (slope below 3 % of its
-    maximum, as Glorot & Bengio 2010 count saturation).
+    tanh: ``|a| > 0.97``; sigmoid: ``a < 0.03`` or ``a > 0.97`` (within 0.03 of an
+    asymptote, the threshold Glorot & Bengio 2010 use to count saturated units).
     """
     if isinstance(module, nn.Tanh):
         return out.abs() > TANH_SATURATION

@@ -3,9 +3,9 @@ returns its :class:`matplotlib.figure.Figure`. No plotting code knows how a numb
 was produced.
 
 - :func:`set_theme` — the book's look (called on import of ``helpers``).
-- :func:`histogram_grid` — per-layer activation histograms (chapters 0, 2, 4).
-- :func:`layer_lines` — one statistic against layer index (chapters 0–5).
-- :func:`training_curves` — a metric against step (every chapter).
+- :func:`histogram_grid` — per-layer activation histograms (chapters 0 and 2).
+- :func:`layer_lines` — one statistic against layer index (chapters 0–2).
+- :func:`training_curves` — a metric against step (chapters 0 and 2).
 - :func:`glue_figure` — keep a chapter's key figure for the landing page.
 """
 

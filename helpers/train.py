@@ -36,8 +36,9 @@ class FitResult:
 
     ``history`` is tidy: one row per (step, split, metric). Per step, split ``"train"``
     holds ``loss``, ``grad_norm`` (total L2 norm before clipping) and ``grad_abs_sum``
-    (the summed absolute gradient, as logged in source 000). Every ``eval_every`` steps
-    and at the end, splits ``"train"`` and ``"test"`` get ``eval_loss`` and ``accuracy``
+    (the summed absolute gradient, the quantity of the debugging log that the dead-ReLU
+    chapter reproduces). Every ``eval_every`` steps and at the end, splits ``"train"`` and
+    ``"test"`` get ``eval_loss`` and ``accuracy``
     over the whole split, in evaluation mode.
     """
 
@@ -108,14 +109,20 @@ def fit(
     """Train ``model`` for ``steps`` mini-batch steps; return a :class:`FitResult`.
 
     Args:
+        model: the ``nn.Module`` to train, in place.
         data: a :class:`~helpers.data.Dataset`, or an ``(x, y)`` pair (no test split).
+        steps: optimizer steps to take (stops early if the loss becomes NaN or infinite).
         batch_size: examples per step, sampled by a seeded shuffle each epoch;
             ``None`` trains on the whole training split every step (full batch).
-        optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"`` (with ``amsgrad``).
+        lr: learning rate.
+        optimizer: ``"sgd"`` or ``"adam"``.
+        momentum: SGD's momentum (0: plain SGD).
+        amsgrad: Adam's AMSGrad variant (Reddi et al. 2018).
         weight_decay: L2 penalty coefficient, passed to the optimizer.
         clip_norm: clip the total gradient norm to this (``clip_grad_norm_``).
         clip_value: clip each gradient entry to ``[-clip_value, clip_value]``.
         loss: ``"cross_entropy"`` (labels) or ``"mse"`` (float targets).
+        eval_every: evaluate on the test split every this many steps (and at the end).
         seed: seeds shuffling and any randomness inside the model (dropout, RReLU).
         device: where to train; the data are moved there batch by batch.
         monitor: a :class:`~helpers.monitor.Monitor`, ``True`` for default settings, or a
