@@ -170,9 +170,10 @@ class HealthReport:
         return f"<div>{head}{verdict}{notes}{table}</div>"
 
     def plot(self, title: str | None = None):
-        """A one-figure summary (2 × 2 panels): activation spread, dead and saturated shares,
-        gradient RMS and update ratio per layer, with the thresholds drawn and flagged layers
-        marked by a red cross. Returns the matplotlib Figure.
+        """A one-figure summary (2 × 2 panels): activation spread with the backward signal
+        (the gradient RMS at each activation), dead and saturated shares, weight-gradient RMS
+        and update ratio per layer, with the thresholds drawn and flagged layers marked by a
+        red cross. Returns the matplotlib Figure.
         """
         import matplotlib.pyplot as plt
 
@@ -198,7 +199,7 @@ class HealthReport:
             if len(xs):
                 ax.plot(xs, np.full(len(xs), 0.03), "v", color="gray", transform=ax.get_xaxis_transform(),
                         label="exactly 0 (bottom)")
-                ax.legend(fontsize=8)
+                ax.legend(fontsize=8, loc="best")
 
         def axis_labels(ax, frame):
             ax.set_xticks(range(len(frame)))
@@ -212,14 +213,16 @@ class HealthReport:
         if len(acts):
             ax.plot(positive(acts.act_std), "o-", label="std")
             ax.plot(positive(acts.example_std), "s--", label="std across examples")
+            ax.plot(positive(acts.act_grad_rms), "^:", label="backward signal (gradient RMS)")
             ax.axhline(t["min_example_std"], color="gray", ls=":", lw=1)
             mark(ax, acts, "example_std", ["collapsed"], True)
+            mark(ax, acts, "act_grad_rms", ["exploding", "vanishing"], True)
             ax.set_yscale("log")
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="best")
             zeros(ax, acts.act_std)
             axis_labels(ax, acts)
-        ax.set_ylabel("activation std")
-        ax.set_title("Activations: spread", fontsize=10)
+        ax.set_ylabel("std / gradient RMS")
+        ax.set_title("Activations: spread and backward signal", fontsize=10)
 
         ax = axes[0, 1]
         if len(acts):
@@ -228,7 +231,7 @@ class HealthReport:
             ax.axhline(t["dead_fraction"], color="gray", ls=":", lw=1)
             mark(ax, acts, "frac_dead", ["dead"], False)
             mark(ax, acts, "frac_saturated", ["saturated"], False)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, loc="best")
             axis_labels(ax, acts)
         ax.set_ylim(-0.05, 1.05)
         ax.set_ylabel("fraction")
