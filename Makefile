@@ -16,9 +16,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The execution cache is keyed by each notebook's code, not by the helpers it imports: when
+# helpers/ changes, drop the cache so every chapter runs again against the new helpers.
+HELPERS_STAMP := _build/.helpers-stamp
+$(HELPERS_STAMP): $(wildcard helpers/*.py)
+	rm -rf _build/.jupyter_cache _build/jupyter_execute
+	mkdir -p _build && touch $@
+
 # Execute every chapter (cached) and build _build/html; warnings are errors.
 # TRAINABILITY_BUILD=1 makes explorers precompute their static form and silences progress bars.
-book: $(STAMP)
+book: $(STAMP) $(HELPERS_STAMP)
 	TRAINABILITY_BUILD=1 $(BIN)/jupyter-book build . -W -n --keep-going
 
 # The whole suite: the book (its chapters assert their claims), lint, then pytest.

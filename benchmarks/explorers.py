@@ -5,8 +5,11 @@ this process with ``helpers.widgets.explore`` wrapped, and for each explorer pri
 
 - the time to precompute its whole grid (the static form; budget: 30 s for the toolkit),
 - the bytes it adds to its page (budget: 2 MB),
-- the time a live control change takes to redraw, for settings not yet memoized
-  (median and worst over up to five settings; budget: 1 s), and for a memoized one.
+- the time one live control change takes to redraw, for settings not yet memoized
+  (median and worst over the moves that visit up to five settings; budget: 1 s), and for a
+  memoized one.
+
+Each chapter runs in its own process, as each has its own kernel in the book.
 
 Run: ``.venv/bin/python benchmarks/explorers.py [chapters/00_toolkit.ipynb ...]``
 """
@@ -14,8 +17,10 @@ Run: ``.venv/bin/python benchmarks/explorers.py [chapters/00_toolkit.ipynb ...]`
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,12 +52,14 @@ def measure(notebook: Path) -> list[dict]:
         static = original(fn, controls, mode="static", **kwargs)
         live = original(fn, controls, mode="live", **kwargs)  # renders the first setting
         settings = list(itertools.product(*controls.values()))[1:6]
-        times = []
+        times = []  # one entry per control a reader moves: a redraw for a setting not seen yet
         for setting in settings:
-            start = time.perf_counter()
             for name, value in zip(controls, setting):
+                if live.controls[name].value == value:
+                    continue
+                start = time.perf_counter()
                 live.controls[name].value = value
-            times.append(time.perf_counter() - start)
+                times.append(time.perf_counter() - start)
         first = dict(zip(controls, next(iter(itertools.product(*controls.values())))))
         start = time.perf_counter()
         for name, value in first.items():
@@ -82,11 +89,24 @@ def measure(notebook: Path) -> list[dict]:
 
 
 def main(paths: list[str]) -> None:
+    """Each chapter runs in a fresh process, as in the book (one kernel per chapter): chapters
+    set process-wide torch state (threads, flush-denormal) that must not leak into the next."""
+    if paths[:1] == ["--child"]:
+        for r in measure(Path(paths[1]).resolve()):
+            print("ROW\t" + json.dumps(r), flush=True)
+        return
     notebooks = [Path(p).resolve() for p in paths] or chapters_from_toc()
     print(f"{'chapter':<26}{'explorer':<44}{'grid':>5}{'precompute s':>14}{'page MB':>9}"
           f"{'live median s':>15}{'live worst s':>14}{'memoized s':>12}")
     for notebook in notebooks:
-        for r in measure(notebook):
+        child = subprocess.run([sys.executable, __file__, "--child", str(notebook)],
+                               capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+        if child.returncode != 0:
+            sys.exit(f"{notebook.name} failed:\n{child.stderr[-3000:]}")
+        for line in child.stdout.splitlines():
+            if not line.startswith("ROW\t"):
+                continue
+            r = json.loads(line[4:])
             print(f"{r['chapter']:<26}{r['title'][:42]:<44}{r['settings']:>5}{r['precompute_s']:>14.2f}"
                   f"{r['page_bytes'] / 1e6:>9.2f}{r['live_median_s']:>15.3f}{r['live_worst_s']:>14.3f}"
                   f"{r['live_memoized_s']:>12.4f}")

@@ -199,9 +199,9 @@ class HealthReport:
             if len(xs):
                 ax.plot(xs, np.full(len(xs), 0.03), "v", color="gray", transform=ax.get_xaxis_transform(),
                         label="exactly 0 (bottom)")
-                ax.legend(fontsize=8, loc="best")
 
         def axis_labels(ax, frame):
+            ax.set_xlim(-0.5, len(frame) - 0.5)  # room for the end markers, even with two layers
             ax.set_xticks(range(len(frame)))
             if len(frame) <= 12:
                 ax.set_xticklabels([short_name(n) for n in frame.layer], rotation=35, ha="right", fontsize=8)
@@ -214,11 +214,11 @@ class HealthReport:
             ax.plot(positive(acts.act_std), "o-", label="std")
             ax.plot(positive(acts.example_std), "s--", label="std across examples")
             ax.plot(positive(acts.act_grad_rms), "^:", label="backward signal (gradient RMS)")
-            ax.axhline(t["min_example_std"], color="gray", ls=":", lw=1)
+            ax.axhline(t["min_example_std"], color="gray", ls=":", lw=1,
+                       label="collapse threshold (std across examples)")
             mark(ax, acts, "example_std", ["collapsed"], True)
             mark(ax, acts, "act_grad_rms", ["exploding", "vanishing"], True)
             ax.set_yscale("log")
-            ax.legend(fontsize=8, loc="best")
             zeros(ax, acts.act_std)
             axis_labels(ax, acts)
         ax.set_ylabel("std / gradient RMS")
@@ -226,12 +226,11 @@ class HealthReport:
 
         ax = axes[0, 1]
         if len(acts):
-            ax.plot(acts.frac_dead.to_numpy(dtype=float), "o-", label="dead units")
-            ax.plot(acts.frac_saturated.to_numpy(dtype=float), "s--", label="saturated outputs")
-            ax.axhline(t["dead_fraction"], color="gray", ls=":", lw=1)
+            ax.plot(acts.frac_dead.to_numpy(dtype=float), "D-", color="C4", label="dead units")
+            ax.plot(acts.frac_saturated.to_numpy(dtype=float), "v--", color="C5", label="saturated outputs")
+            ax.axhline(t["dead_fraction"], color="gray", ls="--", lw=1, label="dead / saturated threshold")
             mark(ax, acts, "frac_dead", ["dead"], False)
             mark(ax, acts, "frac_saturated", ["saturated"], False)
-            ax.legend(fontsize=8, loc="best")
             axis_labels(ax, acts)
         ax.set_ylim(-0.05, 1.05)
         ax.set_ylabel("fraction")
@@ -261,7 +260,15 @@ class HealthReport:
         ax.set_title("Update / weight per step", fontsize=10)
         verdict = "no problem found" if self.ok else ", ".join(sorted(self.problems))
         fig.suptitle(title or f"Health report: {verdict}", fontsize=11)
-        fig.tight_layout()
+        legend = {}  # one legend for all panels, below them, so that it never hides a point
+        for ax in axes.flat:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+        legend["flagged by the report"] = plt.Line2D([], [], color="red", marker="x", ls="", markersize=9, mew=2)
+        fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+        # fixed margins (room for the rotated layer names and the legend): tight_layout would
+        # cost a full extra draw, and the live explorer must redraw this figure within a second
+        fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.21, hspace=0.72, wspace=0.3)
         return fig
 
 
