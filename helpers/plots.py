@@ -5,7 +5,7 @@ was produced.
 - :func:`set_theme` — the book's look (called on import of ``helpers``).
 - :func:`histogram_grid` — per-layer activation histograms (chapters 0 and 2).
 - :func:`layer_lines` — one statistic against layer index (chapters 0–2).
-- :func:`training_curves` — a metric against step (chapters 0 and 2).
+- :func:`training_curves` — a metric against step (chapters 0, 2, 3 and 4).
 - :func:`glue_figure` — keep a chapter's key figure for the landing page.
 """
 
@@ -123,23 +123,42 @@ def training_curves(
     *,
     split: str = "train",
     hue: str | None = None,
+    style: str | None = None,
     logy: bool = False,
+    ylabel: str | None = None,
+    legend_outside: bool = False,
     ax: plt.Axes | None = None,
     title: str | None = None,
 ) -> plt.Figure:
-    """A metric against step (from ``FitResult.history``, or several stacked with a ``hue`` column)."""
+    """A metric against step (from ``FitResult.history``, or several stacked with a ``hue`` column).
+
+    ``style`` (usually the ``hue`` column again) gives each curve its own dash pattern, so
+    curves that lie on top of each other stay visible; ``legend_outside`` puts the legend to
+    the right of the axes, where it cannot hide a curve.
+
+    >>> from helpers.train import fit
+    >>> from helpers.data import make_blobs
+    >>> from helpers.models import mlp
+    >>> run = fit(mlp(2, 4, depth=2, width=8), make_blobs(100), steps=10, progress=False)
+    >>> fig = training_curves(run.history, "loss", logy=True)
+    """
     _require(history, ["step", "split", "metric", "value"], "history")
+    for name, column in (("hue", hue), ("style", style)):
+        if column is not None and column not in history.columns:
+            raise ValueError(f"{name}={column!r} is not a column of history; it has {list(history.columns)}")
     data = history[(history.metric == metric) & (history.split == split)]
     if data.empty:
         raise ValueError(f"no rows for metric={metric!r} on split={split!r}")
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(6, 3.4))
-    sns.lineplot(data=data, x="step", y="value", hue=hue, ax=ax, errorbar=None)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.6) if legend_outside else (6, 3.4))
+    sns.lineplot(data=data, x="step", y="value", hue=hue, style=style, ax=ax, errorbar=None)
     ax.set_xlabel("step")
-    ax.set_ylabel(f"{split} {metric.replace('_', ' ')}")
+    ax.set_ylabel(ylabel or f"{split} {metric.replace('_', ' ')}")
     if logy:
         ax.set_yscale("log")
     if title:
         ax.set_title(title)
+    if legend_outside and ax.get_legend() is not None:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return fig
 

@@ -93,6 +93,22 @@ def test_training_curves(history):
     assert fig2.axes[0].get_ylabel() == "train accuracy"
 
 
+def test_training_curves_style_and_outside_legend(history):
+    fig = plots.training_curves(history, "loss", hue="run", style="run", ylabel="loss on the batch",
+                                legend_outside=True)
+    ax = fig.axes[0]
+    styles = {line.get_linestyle() for line in ax.get_lines()[:2]}  # the two runs' curves
+    assert len(styles) == 2, "the two runs must be drawn with different dash patterns"
+    assert ax.get_ylabel() == "loss on the batch"
+    legend_box = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
+    assert legend_box.x0 >= ax.get_window_extent(fig.canvas.get_renderer()).x1  # right of the axes
+
+
+def test_training_curves_unknown_style_column(history):
+    with pytest.raises(ValueError, match=r"style='variant' is not a column of history"):
+        plots.training_curves(history, "loss", hue="run", style="variant")
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
