@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint clean setup
+.PHONY: book test lint clean setup variants
 
 setup: $(STAMP)
 
@@ -24,9 +24,17 @@ $(HELPERS_STAMP): $(wildcard helpers/*.py)
 	mkdir -p _build && touch $@
 
 # Execute every chapter (cached) and build _build/html; warnings are errors.
-# TRAINABILITY_BUILD=1 makes explorers precompute their static form and silences progress bars.
+# TRAINABILITY_BUILD=1 makes explorers precompute their static form and silences progress bars;
+# each chapter writes its claims ledger to _build/claims (reference/claims lists them).
+# Chapters are executed first, one per core, into the cache that the Sphinx build then reads.
+BUILD_ENV := TRAINABILITY_BUILD=1 TRAINABILITY_CLAIMS_DIR=$(CURDIR)/_build/claims
 book: $(STAMP) $(HELPERS_STAMP)
-	TRAINABILITY_BUILD=1 $(BIN)/jupyter-book build . -W -n --keep-going
+	$(BUILD_ENV) $(BIN)/python tools/execute_chapters.py
+	$(BUILD_ENV) $(BIN)/jupyter-book build . -W -n --keep-going
+
+# Every chapter again under two other floating-point paths; fails if any claim fails on any.
+variants: book
+	$(BIN)/python tools/float_variants.py
 
 # The whole suite: the book (its chapters assert their claims), lint, then pytest.
 test: book

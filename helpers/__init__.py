@@ -5,12 +5,12 @@
 '0.1.0'
 """
 
-from . import data, init, models, monitor, plots, report, seed, train, widgets
+from . import claims, data, init, models, monitor, plots, report, seed, train, widgets
 from .seed import seed_everything
 
 __version__ = "0.1.0"
 __all__ = [
-    "data", "init", "models", "monitor", "plots", "report", "seed", "train", "widgets",
+    "claims", "data", "init", "models", "monitor", "plots", "report", "seed", "train", "widgets",
     "seed_everything", "__version__",
 ]
 

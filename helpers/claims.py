@@ -31,8 +31,11 @@ Used by every chapter.
 >>> claims.check("the loss falls below chance", 0.8, below=2.3)
 >>> claims.check("every seed trains", [0.95, 0.97, 0.93], above=0.9)
 >>> claims.at_least("clipped runs that end below 1e-3", [True, True, False], k=2)
->>> claims.frame()[["statement", "threshold", "margin"]].round(3).to_string(index=False)
-'                       statement threshold  margin\\n      the loss falls below chance     < 2.3   0.652\\n                every seed trains     > 0.9   0.033\\nclipped runs that end below 1e-3 ≥ 2 of 3   0.000'
+>>> print(claims.frame()[["statement", "threshold", "margin"]].round(3).to_string(index=False))
+                       statement threshold  margin
+     the loss falls below chance     < 2.3   0.652
+               every seed trains     > 0.9   0.033
+clipped runs that end below 1e-3  ≥ 2 of 3   0.000
 >>> claims.check("a value that is too small", 0.5, above=0.9)
 Traceback (most recent call last):
 ...
@@ -117,7 +120,8 @@ class Ledger:
 
     def __init__(self, chapter: str, directory: str | os.PathLike | None = "env") -> None:
         if not isinstance(chapter, str) or not chapter.strip():
-            raise ValueError(f"chapter={chapter!r} is not valid; give the chapter's file name, e.g. '01_vanishing_exploding'")
+            raise ValueError(f"chapter={chapter!r} is not valid; give the chapter's file name, "
+                             "e.g. '01_vanishing_exploding'")
         self.chapter = chapter
         if directory == "env":
             directory = os.environ.get(DIR_ENV) or None
