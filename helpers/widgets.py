@@ -279,10 +279,12 @@ class LiveExplorer:
             self.controls[name] = w
         self.status = widgets.HTML(value="")
         self.image = widgets.Image(format="svg+xml" if image_format == "svg" else image_format)
-        self.output = widgets.Output()
+        # An HTML widget, not widgets.Output: Output's model fails to build in classic Notebook with
+        # ipywidgets 7 (Colab's versions), and a failed child blanks the whole explorer there.
+        self.error = widgets.HTML(value="")
         header = [widgets.HTML(value=f"<b>{title}</b>")] if title else []
         self.widget = widgets.VBox([*header, widgets.HBox(list(self.controls.values())), self.status,
-                                    self.image, self.output])
+                                    self.image, self.error])
         self.refresh()
 
     def setting(self) -> dict[str, Any]:
@@ -307,14 +309,14 @@ class LiveExplorer:
                 self.last_error = None
             except Exception:  # shown to the reader, not swallowed
                 self.last_error = traceback.format_exc()
-                self.output.outputs = ()
-                self.output.append_stderr(self.last_error)
+                self.error.value = ("<pre style='color:#b00;white-space:pre-wrap;font-size:12px'>"
+                                    f"{html.escape(self.last_error)}</pre>")
                 self._set_status("<span style='color:#b00'>error: see below</span>")
                 return
             finally:
                 done.set()
                 timer.cancel()
-        self.output.outputs = ()
+        self.error.value = ""
         self.image.value = self.cache[key]
         self._set_status("")
 
