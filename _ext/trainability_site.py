@@ -6,6 +6,11 @@
   myst-nb points such an image at ``_images/<sha256>.png`` but copies it only when the
   source notebook also displays the very same image, so a figure glued with
   ``display=False`` would be a broken image on the landing page.
+- Ship MathJax with the site (``_static/mathjax``), so that formulas render from a local copy of
+  the book with the network off. MathJax 3.2 comes from the pinned PyPI package
+  ``sphinx-mathjax-offline``; only its SVG build is copied (the SVG output carries its glyphs, so
+  no web font has to load, which ``file://`` pages may refuse), with the TeX extensions it loads
+  on demand.
 - Stub out the theme's ``fontawesome.js`` (1.5 MB, over half of every page's weight). It only
   swaps ``<i class="fa-…">`` icons for SVGs; the theme's stylesheet already draws the same icons
   from the Font Awesome web font, which a page loads only when it shows an icon of that style.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from binascii import a2b_base64
 from mimetypes import guess_extension
 from pathlib import Path
@@ -56,6 +62,27 @@ def write_glued_images(app, exception) -> None:
                     target.write_bytes(data)
 
 
+MATHJAX_PATH = "mathjax/tex-svg.js"  # relative to _static; _config.yml's sphinx.config sets the same
+MATHJAX_PARTS = ("tex-svg.js", "input/tex/extensions", "output/svg")
+
+
+def copy_mathjax(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    from importlib.metadata import distribution
+
+    from sphinx.util.fileutil import copy_asset
+
+    source = Path(str(distribution("sphinx-mathjax-offline").locate_file("sphinx-mathjax-offline/static/mathjax")))
+    target = Path(app.builder.outdir) / "_static" / "mathjax"
+    for part in MATHJAX_PARTS:
+        if (source / part).is_dir():
+            copy_asset(str(source / part), str(target / part))
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / part, target / part)
+
+
 FONTAWESOME_STUB = "/* Icons come from the Font Awesome web font in the theme CSS (_ext/trainability_site.py). */\n"
 
 
@@ -72,4 +99,5 @@ def setup(app):
     app.connect("html-page-context", dedupe_scripts, priority=900)
     app.connect("build-finished", write_glued_images)
     app.connect("build-finished", stub_fontawesome_script)
+    app.connect("build-finished", copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
