@@ -82,3 +82,44 @@ def test_toc_lists_only_existing_files():
     suffixes = ("", ".md", ".ipynb", ".rst")
     missing = [f for f in files if not any((ROOT / (f + s)).is_file() for s in suffixes)]
     assert not missing, f"_toc.yml lists files that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_claims_go_through_the_ledger(path):
+    """Every claim is checked by helpers.claims.Ledger (so the claims page lists it with its margin),
+    not by a bare assert; a chapter's ledger is named after its file."""
+    nb = load(path)
+    text = "\n".join(source(c) for c in code_cells(nb))
+    assert f'Ledger("{path.stem}")' in text, f"{path.name}: no claims = Ledger({path.stem!r})"
+    bare = [line.strip() for line in text.splitlines() if line.strip().startswith("assert ")]
+    assert not bare, f"{path.name}: bare asserts instead of claims: {bare[:3]}"
+
+
+def _exercise_code_cells(nb: dict) -> list[dict]:
+    cells = nb["cells"]
+    starts = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and "## Exercises" in source(c)]
+    if not starts:
+        return []
+    return [c for c in cells[starts[0]:] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("path", [p for p in CHAPTERS if p.stem != "00_toolkit"], ids=lambda p: p.name)
+def test_exercise_answers_are_collapsed(path):
+    """Answers are executed at build but collapsed until the reader opens them."""
+    answers = _exercise_code_cells(load(path))
+    assert answers, f"{path.name}: no exercises"
+    for cell in answers:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        assert tags & {"hide-cell", "hide-output", "remove-cell"}, f"{path.name}: an answer is not collapsed: {tags}"
+        prompt = cell.get("metadata", {}).get("mystnb", {}).get("code_prompt_show", "")
+        assert "answer" in prompt.lower(), f"{path.name}: the toggle does not say it shows the answer: {prompt!r}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_sources_are_named_not_numbered(path):
+    """Readers cannot look up "source 002": sources are named by what they are (reference/sources)."""
+    import re
+
+    nb = load(path)
+    text = "\n".join(source(c) for c in nb["cells"])
+    assert not re.findall(r"[Ss]ource[ _]?0\d\d", text), f"{path.name} numbers its sources"

@@ -170,3 +170,20 @@ def test_formulas_render_offline_from_a_local_copy():
         page.wait_for_function("() => document.querySelectorAll('mjx-container svg').length > 5", timeout=20_000)
         assert not [url for url in remote if "mathjax" in url.lower()], remote
         assert page.evaluate("() => document.querySelectorAll('mjx-merror').length") == 0
+
+
+def test_no_page_names_a_source_by_our_file_number():
+    """Sources are named so a reader can find them (reference/sources), never "source 002"."""
+    numbered = {str(p.relative_to(BOOK)): sorted(set(re.findall(r"[Ss]ource[ _]0\d\d", p.read_text(errors="replace"))))
+                for p in BOOK.rglob("*.html")}
+    assert not {page: hits for page, hits in numbered.items() if hits}
+
+
+def test_claims_page_lists_every_claim_of_every_chapter():
+    """The claims page shows, per chapter, every claim of that chapter's ledger, none failing."""
+    ledgers = sorted((BOOK.parent / "claims").glob("*.json"))
+    assert {p.stem for p in ledgers} >= set(Path(c).name for c in chapter_files())
+    page = (BOOK / "reference" / "claims.html").read_text()
+    total = sum(len(json.loads(p.read_text())["claims"]) for p in ledgers)
+    assert f"{total} claims in {len(ledgers)} chapters; {total} hold, 0 fail" in page
+    assert "FAILS" not in page
