@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: book test lint clean setup variants
+.PHONY: book test lint clean setup variants widgets7
 
 setup: $(STAMP)
 
@@ -36,8 +36,24 @@ book: $(STAMP) $(HELPERS_STAMP)
 variants: book
 	$(BIN)/python tools/float_variants.py
 
+# Classic Notebook 6.5.7 with ipywidgets 7.7.1 and widgetsnbextension 3.6.10 (Colab's widget
+# versions), for the browser tests of live explorers. No torch of its own: a .pth file puts .venv's
+# packages on its path after its own (tests/widgets7-requirements.txt), which shadow them; pip
+# (.venv's, run for it) leaves .venv's copies alone ("outside environment").
+W7 := .venv-widgets7
+W7_STAMP := $(W7)/.installed
+PURELIB := import sysconfig; print(sysconfig.get_paths()['purelib'])
+widgets7: $(W7_STAMP)
+
+$(W7_STAMP): $(STAMP) tests/widgets7-requirements.txt
+	test -x $(W7)/bin/python || $(BIN)/python -m venv --without-pip $(W7)
+	echo "import site; site.addsitedir('$$($(BIN)/python -c "$(PURELIB)")')" \
+		> "$$($(W7)/bin/python -c "$(PURELIB)")/trainability-main-venv.pth"
+	$(BIN)/python -m pip --python $(W7)/bin/python install --quiet -r tests/widgets7-requirements.txt
+	touch $@
+
 # The whole suite: the book (its chapters assert their claims), lint, then pytest.
-test: book
+test: book widgets7
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -7,9 +7,11 @@ grid of control values, and returns
 - in a **live** kernel (Jupyter, JupyterLab, Colab): a :class:`LiveExplorer`, real
   ipywidgets controls that re-run the function and redraw its figure. Results are
   memoized (going back to a setting is instant), sliders do not update continuously,
-  a "computing…" note appears while a run takes longer than half a second, and an
-  exception inside the function is shown in the output area. The grid is never
-  precomputed.
+  a "computing…" note (saying what, with ``progress=``) appears while a run takes longer
+  than half a second, and an exception inside the function is shown in the page. The grid
+  is never precomputed. Only core widgets are used, so that it works in JupyterLab,
+  Notebook 7, classic Notebook and Colab (ipywidgets 7 and 8) and VS Code; the first three
+  are tested in Chromium (tests/test_browser_live_explorer.py).
 - while the **book is built** (``TRAINABILITY_BUILD=1``, set by ``make book``): a
   :class:`StaticExplorer`, which runs the function once for every combination of the
   grid and emits self-contained HTML and JavaScript with the same controls, swapping
@@ -94,15 +96,71 @@ def label(value: Any) -> str:
     return str(value)
 
 
-def render_figure(fig: Any, image_format: str = "webp", dpi: int = 100) -> bytes:
-    """Encode a matplotlib figure (and close it); returns the image bytes."""
+def render_figure(fig: Any, image_format: str = "webp", dpi: int = 100, *, fast: bool = False) -> bytes:
+    """Encode a matplotlib figure cropped to its artists, as ``savefig(bbox_inches="tight")`` does, and close it.
+
+    Raster formats are drawn once and the pixels cropped, where ``savefig`` draws twice (once to find
+    the tight box); a figure whose artists reach beyond its edges goes through ``savefig``. ``fast``
+    encodes WebP with less effort (a few ms instead of tens, files about a third larger): live
+    explorers use it, the static site does not.
+    """
     if not hasattr(fig, "savefig"):
         raise TypeError(f"the experiment function must return a matplotlib Figure, got {type(fig).__name__}")
+    try:
+        if image_format == "svg":
+            return _savefig(fig, image_format, dpi, "tight", fast)
+        return _render_raster(fig, image_format, dpi, fast)
+    finally:
+        plt.close(fig)
+
+
+def _pil_options(image_format: str, fast: bool) -> dict:
+    if image_format == "webp":
+        return {"quality": 85, "method": 1 if fast else 6}
+    if image_format == "jpeg":
+        return {"quality": 85}
+    return {"compress_level": 1} if fast else {}
+
+
+def _savefig(fig: Any, image_format: str, dpi: int, bbox: Any, fast: bool) -> bytes:
     buffer = io.BytesIO()
-    options = {"pil_kwargs": {"quality": 85, "method": 6}} if image_format in ("webp", "jpeg") else {}
-    fig.savefig(buffer, format=image_format, dpi=dpi, bbox_inches="tight", **options)
-    plt.close(fig)
+    options = {} if image_format == "svg" else {"pil_kwargs": _pil_options(image_format, fast)}
+    fig.savefig(buffer, format=image_format, dpi=dpi, bbox_inches=bbox, **options)
     return buffer.getvalue()
+
+
+def _render_raster(fig: Any, image_format: str, dpi: int, fast: bool) -> bytes:
+    import matplotlib as mpl
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    pad = mpl.rcParams["savefig.pad_inches"]
+    if not isinstance(pad, (int, float)) or mpl.rcParams["savefig.transparent"] or any(
+            str(mpl.rcParams[f"savefig.{c}"]) != "auto" for c in ("facecolor", "edgecolor")):
+        return _savefig(fig, image_format, dpi, "tight", fast)  # settings this shortcut does not mirror
+    old_canvas, old_dpi = fig.canvas, fig.dpi
+    try:
+        fig.set_dpi(dpi)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        box = fig.get_tightbbox(canvas.get_renderer()).padded(pad)  # inches
+        width, height = fig.get_size_inches()
+        if box.x0 < 0 or box.y0 < 0 or box.x1 > width or box.y1 > height:
+            fig.set_canvas(old_canvas)
+            return _savefig(fig, image_format, dpi, box, fast)  # savefig enlarges the canvas
+        pixels = np.asarray(canvas.buffer_rgba())
+        rows, columns = pixels.shape[:2]
+        top, bottom = max(0, rows - int(np.ceil(box.y1 * dpi))), min(rows, rows - int(np.floor(box.y0 * dpi)))
+        left, right = max(0, int(np.floor(box.x0 * dpi))), min(columns, int(np.ceil(box.x1 * dpi)))
+        buffer = io.BytesIO()
+        # as FigureCanvasAgg.print_jpg does: blend any transparency onto white
+        with mpl.rc_context({"savefig.facecolor": "white"} if image_format == "jpeg" else {}):
+            mpl.image.imsave(buffer, pixels[top:bottom, left:right], format=image_format, dpi=dpi,
+                             pil_kwargs=_pil_options(image_format, fast))
+        return buffer.getvalue()
+    finally:
+        fig.set_canvas(old_canvas)
+        fig.set_dpi(old_dpi)
 
 
 def data_uri(image: bytes, image_format: str) -> str:
@@ -119,6 +177,7 @@ def explore(
     image_format: str = "webp",
     dpi: int = 100,
     max_combinations: int = MAX_COMBINATIONS,
+    progress: str | None = None,
 ) -> LiveExplorer | StaticExplorer:
     """An explorer of ``fn`` over the grid ``controls``.
 
@@ -132,6 +191,8 @@ def explore(
         image_format: ``"webp"`` (smallest), ``"png"``, ``"svg"`` or ``"jpeg"``.
         dpi: resolution of the images.
         max_combinations: the largest grid allowed (default ``MAX_COMBINATIONS``).
+        progress: what one setting computes, e.g. ``"training 3 nets for 400 steps"``; a live
+            explorer shows it in its "computing…" note when a new setting takes long.
 
     >>> def curve(slope):
     ...     fig, ax = plt.subplots()
@@ -148,9 +209,12 @@ def explore(
     check_int("dpi", dpi, minimum=10)
     check_int("max_combinations", max_combinations, minimum=1)
     clean = _check_controls(controls, max_combinations)
+    if progress is not None and not isinstance(progress, str):
+        raise TypeError(f"progress must be a string or None, got {type(progress).__name__}")
     mode = mode or ("static" if building_book() else "live")
-    cls = StaticExplorer if mode == "static" else LiveExplorer
-    return cls(fn, clean, title=title, image_format=image_format, dpi=dpi)
+    if mode == "static":
+        return StaticExplorer(fn, clean, title=title, image_format=image_format, dpi=dpi)
+    return LiveExplorer(fn, clean, title=title, image_format=image_format, dpi=dpi, progress=progress)
 
 
 class StaticExplorer:
@@ -252,14 +316,21 @@ class LiveExplorer:
 
     ``controls`` holds the widgets by name; setting one's ``value`` re-runs ``fn`` (or
     reuses the memoized image). ``calls`` counts the runs of ``fn``; ``last_error`` holds
-    the last exception's text.
+    the last exception's text; ``progress`` is what the "computing…" note says is being computed.
+
+    Only core widgets (HTML, Image, VBox, HBox, SelectionSlider, ToggleButtons, Dropdown) are
+    used, which every front end renders: JupyterLab, Notebook 7 and classic Notebook, ipywidgets
+    7 (Colab) and 8, and @jupyter-widgets/html-manager, on which VS Code's renderer is built. Not
+    ``Output``: its model fails to build in classic Notebook with ipywidgets 7, and a failed child
+    blanks the whole explorer there.
     """
 
     def __init__(self, fn: Callable[..., Any], controls: dict[str, list], *, title: str | None,
-                 image_format: str, dpi: int) -> None:
+                 image_format: str, dpi: int, progress: str | None = None) -> None:
         import ipywidgets as widgets
 
         self.fn, self.values, self.image_format, self.dpi = fn, controls, image_format, dpi
+        self.progress = progress
         self.cache: dict[tuple, bytes] = {}
         self.calls = 0
         self.last_error: str | None = None
@@ -278,46 +349,68 @@ class LiveExplorer:
             w.observe(self._on_change, names="value")
             self.controls[name] = w
         self.status = widgets.HTML(value="")
-        self.image = widgets.Image(format="svg+xml" if image_format == "svg" else image_format)
-        # An HTML widget, not widgets.Output: Output's model fails to build in classic Notebook with
-        # ipywidgets 7 (Colab's versions), and a failed child blanks the whole explorer there.
+        # at its own size, not stretched to the width of the output (JupyterLab stretches by default)
+        self.image = widgets.Image(format="svg+xml" if image_format == "svg" else image_format,
+                                   layout=widgets.Layout(align_self="flex-start", max_width="100%"))
         self.error = widgets.HTML(value="")
-        header = [widgets.HTML(value=f"<b>{title}</b>")] if title else []
-        self.widget = widgets.VBox([*header, widgets.HBox(list(self.controls.values())), self.status,
-                                    self.image, self.error])
+        header = [widgets.HTML(value=f"<b>{html.escape(title)}</b>")] if title else []
+        row = widgets.HBox(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        self.widget = widgets.VBox([*header, row, self.status, self.image, self.error])
+        for w, name in [(self.widget, "tb-live-explorer"), (self.status, "tb-status"), (self.image, "tb-figure"),
+                        (self.error, "tb-error")]:
+            w.add_class(name)  # for styles and tests; the same in ipywidgets 7 and 8
         self.refresh()
 
     def setting(self) -> dict[str, Any]:
         """The current value of every control."""
         return {name: w.value for name, w in self.controls.items()}
 
+    def computing_note(self) -> str:
+        """The note shown while a new setting takes longer than ``COMPUTING_DELAY``: what, and why."""
+        what = f"computing this setting: {html.escape(self.progress)}" if self.progress else "computing this setting"
+        return (f"<span style='color:#57606a'>{what}… (the first time only: settings seen before "
+                "are shown at once)</span>")
+
     def _on_change(self, change: dict) -> None:
         self.refresh()
 
     def refresh(self) -> None:
-        """Show the figure for the current setting, computing it unless memoized."""
+        """Show the figure for the current setting, computing it unless memoized.
+
+        Each widget is updated only when its value changes, so a memoized or quick new setting
+        costs one message to the front end (the image); a slow one adds the note and its removal.
+        """
         setting = self.setting()
         key = tuple(setting.items())
         if key not in self.cache:
-            done = threading.Event()
-            timer = threading.Timer(COMPUTING_DELAY, lambda: done.is_set() or self._set_status("computing…"))
+            lock, done = threading.Lock(), [False]
+
+            def note() -> None:  # from the timer's thread, unless the run has finished
+                with lock:
+                    if not done[0]:
+                        self._set_status(self.computing_note())
+
+            timer = threading.Timer(COMPUTING_DELAY, note)
             timer.daemon = True
             timer.start()
             try:
                 self.calls += 1
-                self.cache[key] = render_figure(self.fn(**setting), self.image_format, self.dpi)
+                self.cache[key] = render_figure(self.fn(**setting), self.image_format, self.dpi, fast=True)
                 self.last_error = None
-            except Exception:  # shown to the reader, not swallowed
-                self.last_error = traceback.format_exc()
+            except Exception as error:  # shown to the reader, not swallowed; from fn's frame on
+                self.last_error = "".join(traceback.format_exception(type(error), error, error.__traceback__.tb_next))
                 self.error.value = ("<pre style='color:#b00;white-space:pre-wrap;font-size:12px'>"
                                     f"{html.escape(self.last_error)}</pre>")
                 self._set_status("<span style='color:#b00'>error: see below</span>")
+                self.image.layout.display = "none"  # not the figure of another setting under the error
                 return
             finally:
-                done.set()
                 timer.cancel()
+                with lock:
+                    done[0] = True
         self.error.value = ""
         self.image.value = self.cache[key]
+        self.image.layout.display = None
         self._set_status("")
 
     def _set_status(self, text: str) -> None:

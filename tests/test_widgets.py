@@ -134,3 +134,131 @@ def test_toggle_control_for_booleans():
     assert widgets.control_kind([False, True]) == "toggle"
     assert widgets.control_kind([1, 2]) == "slider"
     assert widgets.control_kind(["a", "b"]) == "menu"
+
+
+# The core widgets that every front end renders: JupyterLab, Notebook 7, classic Notebook, Colab
+# (ipywidgets 7 and 8), and VS Code, whose renderer is @jupyter-widgets/html-manager with the
+# controls of @jupyter-widgets/controls. VS Code cannot be run here; this is what is checked instead.
+CORE_MODELS = {"VBoxModel", "HBoxModel", "HTMLModel", "ImageModel", "SelectionSliderModel",
+               "ToggleButtonsModel", "DropdownModel"}
+
+
+def _tree(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _tree(child)
+
+
+def test_live_explorer_uses_only_core_widgets_and_never_output():
+    import ipywidgets
+
+    def fn(depth, activation, log):
+        if activation == "broken":
+            raise RuntimeError("boom")
+        return _plot(depth, activation)
+
+    explorer = widgets.explore(fn, {"depth": [1, 2], "activation": ["tanh", "broken"], "log": [False, True]},
+                               title="all kinds", mode="live")
+    explorer.controls["activation"].value = "broken"  # the error view too
+    models = {w._model_name for w in _tree(explorer.widget)}
+    assert models <= CORE_MODELS, models - CORE_MODELS
+    assert {"SelectionSliderModel", "ToggleButtonsModel", "DropdownModel"} <= models
+    for w in _tree(explorer.widget):
+        assert not isinstance(w, ipywidgets.Output)
+        assert w._model_module == w._view_module == "@jupyter-widgets/controls"
+        assert w.layout._model_module == "@jupyter-widgets/base"
+
+
+def test_live_explorer_escapes_its_title():
+    explorer = widgets.explore(_plot, {"a": [1, 2]}, title="a < b & c", mode="live")
+    assert "a &lt; b &amp; c" in explorer.widget.children[0].value
+
+
+def test_computing_note_says_what_and_why():
+    plain = widgets.explore(_plot, {"a": [1, 2]}, mode="live")
+    assert "computing this setting" in plain.computing_note()
+    assert "first time only" in plain.computing_note()
+    told = widgets.explore(_plot, {"a": [1, 2]}, mode="live", progress="training <3> nets")
+    assert "computing this setting: training &lt;3&gt; nets" in told.computing_note()
+    with pytest.raises(TypeError, match="progress"):
+        widgets.explore(_plot, {"a": [1, 2]}, mode="live", progress=3)
+    assert isinstance(widgets.explore(_plot, {"a": [1, 2]}, mode="static", progress="x"), widgets.StaticExplorer)
+
+
+def test_live_explorer_hides_the_figure_of_another_setting_under_an_error():
+    explorer = widgets.explore(lambda a: _plot(1 / a), {"a": [1, 0]}, mode="live")
+    explorer.controls["a"].value = 0
+    assert "ZeroDivisionError" in explorer.error.value and explorer.image.layout.display == "none"
+    explorer.controls["a"].value = 1
+    assert explorer.error.value == "" and explorer.image.layout.display is None
+
+
+def _decoded(image: bytes):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(image)).convert("RGB"), dtype=float)
+
+
+def _savefig_tight(fig, image_format):
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=image_format, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("image_format", ["png", "webp", "jpeg"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_render_figure_matches_savefig_tight(image_format, fast):
+    """One draw and a crop give the picture that savefig(bbox_inches="tight") gives with two draws."""
+    reference = _decoded(_savefig_tight(_plot(3, "a title"), image_format))
+    ours = _decoded(widgets.render_figure(_plot(3, "a title"), image_format, fast=fast))
+    assert abs(ours.shape[0] - reference.shape[0]) <= 2 and abs(ours.shape[1] - reference.shape[1]) <= 2
+    h, w = min(ours.shape[0], reference.shape[0]), min(ours.shape[1], reference.shape[1])
+    assert abs(ours[:h, :w].mean() - reference[:h, :w].mean()) < 3  # the same picture, up to a sub-pixel shift
+    assert plt.get_fignums() == []  # closed
+
+
+def test_render_figure_keeps_artists_beyond_the_figure_edges():
+    def suptitled():
+        fig = _plot(3)
+        fig.suptitle("far above", y=1.4)
+        return fig
+
+    reference = _decoded(_savefig_tight(suptitled(), "png"))
+    image = _decoded(widgets.render_figure(suptitled(), "png"))
+    assert image.shape[0] > 1.5 * 100  # enlarged as savefig does, not cropped to the 1.5-inch figure
+    assert image.shape == reference.shape
+
+
+def test_render_figure_svg_and_type_check():
+    assert widgets.render_figure(_plot(2), "svg").lstrip().startswith(b"<?xml")
+    with pytest.raises(TypeError, match="matplotlib Figure"):
+        widgets.render_figure("not a figure")
+
+
+def test_live_explorer_sends_only_what_changed():
+    """Each trait change is one message to the front end: a memoized or quick new setting costs one."""
+    def fn(a):
+        if a == 3:
+            raise RuntimeError("three")
+        return _plot(a)
+
+    explorer = widgets.explore(fn, {"a": [1, 2, 3]}, mode="live")
+    changes = []
+    for w in _tree(explorer.widget):
+        w.observe(lambda c: changes.append((c.owner._model_name, c.name)), names=["value", "children"])
+        w.layout.observe(lambda c: changes.append(("layout", c.name)), names=["display"])
+    slider = ("SelectionSliderModel", "value")  # the reader's move itself
+    explorer.controls["a"].value = 2  # new, quick (under COMPUTING_DELAY)
+    assert sorted(changes) == [("ImageModel", "value"), slider]
+    changes.clear()
+    explorer.controls["a"].value = 1  # memoized
+    assert sorted(changes) == [("ImageModel", "value"), slider]
+    changes.clear()
+    explorer.controls["a"].value = 3  # an error: the traceback, the status, the figure hidden
+    assert sorted(changes) == [("HTMLModel", "value"), ("HTMLModel", "value"), slider, ("layout", "display")]
