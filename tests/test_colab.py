@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,13 +41,13 @@ RUNNER = textwrap.dedent(
 
 
 def _cells_to_first_experiment(notebook: Path) -> list[str]:
-    """The install cell, then the code cells up to and including the first that asserts."""
+    """The install cell, then the code cells up to and including the first that checks a claim."""
     cells = [c for c in json.loads(notebook.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
     sources = ["".join(c["source"]) for c in cells]
     chosen = [sources[0]]
     for source in sources[1:]:
         chosen.append(source)
-        if "assert " in source:
+        if re.search(r"claims\.(check|at_least|exact)\(", source):
             break
     return chosen
 

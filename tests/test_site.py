@@ -132,6 +132,7 @@ EXTERNAL_HOSTS = (
     "pydata-sphinx-theme.readthedocs.io", "sphinx-book-theme.readthedocs.io", "ebp.jupyterbook.org",
     "papers.nips.cc", "proceedings.neurips.cc", "openreview.net", "www.jmlr.org", "jmlr.org",
     "scikit-learn.org", "seaborn.pydata.org",
+    "stats.stackexchange.com",  # the sources page: the thread a source translates
 )
 
 
