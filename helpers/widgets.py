@@ -178,13 +178,15 @@ def explore(
     dpi: int = 100,
     max_combinations: int = MAX_COMBINATIONS,
     progress: str | None = None,
+    initial: Mapping[str, Any] | None = None,
 ) -> LiveExplorer | StaticExplorer:
     """An explorer of ``fn`` over the grid ``controls``.
 
     Args:
         fn: called as ``fn(**setting)``; returns a matplotlib Figure.
         controls: name → list of values. Numbers become sliders, booleans a toggle,
-            anything else a menu; the first value is the initial setting.
+            anything else a menu; the first value is the initial setting unless ``initial``
+            names another.
         title: a line shown above the controls.
         mode: ``"live"``, ``"static"`` or ``None`` (static while the book is built, i.e.
             ``TRAINABILITY_BUILD=1``; live otherwise).
@@ -193,6 +195,8 @@ def explore(
         max_combinations: the largest grid allowed (default ``MAX_COMBINATIONS``).
         progress: what one setting computes, e.g. ``"training 3 nets for 400 steps"``; a live
             explorer shows it in its "computing…" note when a new setting takes long.
+        initial: the setting the explorer opens on, for some or all controls, e.g.
+            ``{"depth": 20}`` (open on the most telling setting, not the first of each list).
 
     >>> def curve(slope):
     ...     fig, ax = plt.subplots()
@@ -211,10 +215,28 @@ def explore(
     clean = _check_controls(controls, max_combinations)
     if progress is not None and not isinstance(progress, str):
         raise TypeError(f"progress must be a string or None, got {type(progress).__name__}")
+    start = _initial_setting(clean, initial)
     mode = mode or ("static" if building_book() else "live")
     if mode == "static":
-        return StaticExplorer(fn, clean, title=title, image_format=image_format, dpi=dpi)
-    return LiveExplorer(fn, clean, title=title, image_format=image_format, dpi=dpi, progress=progress)
+        return StaticExplorer(fn, clean, title=title, image_format=image_format, dpi=dpi, initial=start)
+    return LiveExplorer(fn, clean, title=title, image_format=image_format, dpi=dpi, progress=progress,
+                        initial=start)
+
+
+def _initial_setting(controls: dict[str, list], initial: Mapping[str, Any] | None) -> dict[str, int]:
+    """The index of each control's opening value: 0, or the position of ``initial[name]``."""
+    if initial is None:
+        initial = {}
+    if not isinstance(initial, Mapping):
+        raise TypeError(f"initial must be a dict of control name -> value, got {type(initial).__name__}")
+    for name, value in initial.items():
+        check_choice("initial control", name, list(controls))
+        matches = [i for i, v in enumerate(controls[name]) if type(v) is type(value) and v == value]
+        if not matches:
+            shown = ", ".join(repr(v) for v in controls[name])
+            raise ValueError(f"initial[{name!r}]={value!r} is not valid; choose one of: {shown}")
+    return {name: next(i for i, v in enumerate(values) if type(v) is type(initial[name]) and v == initial[name])
+            if name in initial else 0 for name, values in controls.items()}
 
 
 class StaticExplorer:
@@ -225,8 +247,9 @@ class StaticExplorer:
     """
 
     def __init__(self, fn: Callable[..., Any], controls: dict[str, list], *, title: str | None,
-                 image_format: str, dpi: int) -> None:
+                 image_format: str, dpi: int, initial: dict[str, int] | None = None) -> None:
         self.controls, self.title, self.image_format = controls, title, image_format
+        self.initial = initial or {name: 0 for name in controls}
         start = time.perf_counter()
         self.frames: dict[str, str] = {}
         names = list(controls)
@@ -245,16 +268,18 @@ class StaticExplorer:
         kind = control_kind(values)
         text = html.escape(name.replace("_", " "))
         common = f'data-control="{position}" name="{html.escape(name)}" aria-label="{text}"'
+        start = self.initial[name]
         if kind == "slider":
-            ticks = html.escape(label(values[0]))
-            widget = (f'<input type="range" min="0" max="{len(values) - 1}" step="1" value="0" {common}>'
+            ticks = html.escape(label(values[start]))
+            widget = (f'<input type="range" min="0" max="{len(values) - 1}" step="1" value="{start}" {common}>'
                       f'<output>{ticks}</output>')
         elif kind == "toggle":
-            checked = " checked" if values[0] else ""
+            checked = " checked" if values[start] else ""
             widget = f'<input type="checkbox" {common}{checked}>'
         else:
             options = "".join(
-                f'<option value="{i}">{html.escape(label(v))}</option>' for i, v in enumerate(values)
+                f'<option value="{i}"{" selected" if i == start else ""}>{html.escape(label(v))}</option>'
+                for i, v in enumerate(values)
             )
             widget = f"<select {common}>{options}</select>"
         return f'<label class="tb-control"><span>{text}</span>{widget}</label>'
@@ -264,7 +289,7 @@ class StaticExplorer:
         toggles = {str(i): [bool(v) for v in values]
                    for i, values in enumerate(self.controls.values()) if control_kind(values) == "toggle"}
         controls = "".join(self._control_html(i, n, v) for i, (n, v) in enumerate(self.controls.items()))
-        first = "-".join("0" for _ in self.controls)
+        first = "-".join(str(self.initial[name]) for name in self.controls)
         title = f'<div class="tb-title">{html.escape(self.title)}</div>' if self.title else ""
         payload = json.dumps({"frames": self.frames, "labels": labels, "toggles": toggles}).replace("</", "<\\/")
         return f"""<div class="tb-explorer" id="{self.id}" data-explorer="static">
@@ -326,7 +351,8 @@ class LiveExplorer:
     """
 
     def __init__(self, fn: Callable[..., Any], controls: dict[str, list], *, title: str | None,
-                 image_format: str, dpi: int, progress: str | None = None) -> None:
+                 image_format: str, dpi: int, progress: str | None = None,
+                 initial: dict[str, int] | None = None) -> None:
         import ipywidgets as widgets
 
         self.fn, self.values, self.image_format, self.dpi = fn, controls, image_format, dpi
@@ -335,17 +361,19 @@ class LiveExplorer:
         self.calls = 0
         self.last_error: str | None = None
         self.controls: dict[str, Any] = {}
+        initial = initial or {name: 0 for name in controls}
         for name, values in controls.items():
             kind = control_kind(values)
             text = name.replace("_", " ")
             options = [(label(v), v) for v in values]
+            start = values[initial[name]]
             if kind == "slider":
-                w = widgets.SelectionSlider(options=options, value=values[0], description=text,
+                w = widgets.SelectionSlider(options=options, value=start, description=text,
                                             continuous_update=False)
             elif kind == "toggle":
-                w = widgets.ToggleButtons(options=options, value=values[0], description=text)
+                w = widgets.ToggleButtons(options=options, value=start, description=text)
             else:
-                w = widgets.Dropdown(options=options, value=values[0], description=text)
+                w = widgets.Dropdown(options=options, value=start, description=text)
             w.observe(self._on_change, names="value")
             self.controls[name] = w
         self.status = widgets.HTML(value="")

@@ -262,3 +262,31 @@ def test_live_explorer_sends_only_what_changed():
     changes.clear()
     explorer.controls["a"].value = 3  # an error: the traceback, the status, the figure hidden
     assert sorted(changes) == [("HTMLModel", "value"), ("HTMLModel", "value"), slider, ("layout", "display")]
+
+
+def test_explorer_opens_on_the_initial_setting_in_both_forms():
+    controls = {"a": [1, 2, 3], "on": [False, True], "kind": ["x", "y"]}
+    static = widgets.explore(_plot_any, controls, mode="static", initial={"a": 3, "kind": "y"})
+    page = static._repr_html_()
+    assert 'data-key="2-0-1"' in page and 'value="2"' in page and '<option value="1" selected>' in page
+    live = widgets.explore(_plot_any, controls, mode="live", initial={"a": 3, "on": True})
+    assert live.setting() == {"a": 3, "on": True, "kind": "x"}
+    assert live.calls == 1  # the opening figure is the initial setting's
+
+
+@pytest.mark.parametrize("initial, error, message", [
+    ({"depth": 2}, ValueError, r"initial control='depth' is not valid; choose one of: 'a', 'on', 'kind'"),
+    ({"a": 4}, ValueError, r"initial\['a'\]=4 is not valid; choose one of: 1, 2, 3"),
+    ({"on": 1}, ValueError, r"initial\['on'\]=1 is not valid; choose one of: False, True"),
+    ([("a", 1)], TypeError, r"initial must be a dict"),
+])
+def test_bad_initial_setting_names_the_value_and_the_choices(initial, error, message):
+    with pytest.raises(error, match=message):
+        widgets.explore(_plot_any, {"a": [1, 2, 3], "on": [False, True], "kind": ["x", "y"]}, mode="static",
+                        initial=initial)
+
+
+def _plot_any(**setting):
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.set_title(str(sorted(setting.items())))
+    return fig
