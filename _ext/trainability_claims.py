@@ -198,6 +198,8 @@ def add_claims_column() -> None:
 
     execution_tables._key2header.setdefault("claims", "Claims held")
     execution_tables._key2transform.setdefault("claims", str)
+    # words, not ✅/❌: the emoji is a blank box where no emoji font is installed
+    execution_tables._key2transform["succeeded"] = lambda ok: "passed" if ok is True else "FAILED"
 
 
 def setup(app):

@@ -174,11 +174,11 @@ def test_claims_page_lists_claims_and_execution_table_is_honest(tmp_path):
     assert "2 claims in 1 chapters; 2 hold, 0 fail" in claims_page
     assert "a ratio over 10 12, 30 > 10 20%" in claims_page
     assert "runs that train 2 ≥ 1 of 2 1 of 2 to spare" in claims_page
-    assert "✅ 2 of 2" in page_text(html / "reference" / "execution.html")
+    assert "passed 2 of 2" in page_text(html / "reference" / "execution.html")
 
     broken = build_tiny_book(tmp_path / "broken", failing=True)
     assert broken.returncode != 0
     assert "claim failed [00_demo] a claim that fails" in broken.stdout + broken.stderr
     html = tmp_path / "broken" / "_build" / "html"
-    assert "❌ 2 of 3" in page_text(html / "reference" / "execution.html")
+    assert "FAILED 2 of 3" in page_text(html / "reference" / "execution.html")
     assert "a claim that fails 0.1 > 0.5 FAILS" in page_text(html / "reference" / "claims.html")
