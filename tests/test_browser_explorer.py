@@ -54,11 +54,13 @@ def _exercise_controls(page, frames: dict | None = None) -> int:
     for i in range(controls.count()):
         control = controls.nth(i)
         tag = control.evaluate("el => el.tagName.toLowerCase() + ':' + (el.type || '')")
-        if tag == "input:range":
-            control.fill(control.get_attribute("max"))
+        if tag == "input:range":  # to the other end (an explorer may open on its last value)
+            top = control.get_attribute("max")
+            control.fill("0" if control.input_value() == top else top)
         elif tag.startswith("select"):
             options = control.locator("option")
-            control.select_option(options.nth(options.count() - 1).get_attribute("value"))
+            last = options.nth(options.count() - 1).get_attribute("value")
+            control.select_option(options.first.get_attribute("value") if control.input_value() == last else last)
         elif tag == "input:checkbox":
             control.click()
         else:

@@ -159,18 +159,27 @@ def test_internal_links_and_anchors_resolve():
     assert strangers == [], f"external links to hosts that are not references: {strangers}"
 
 
-def test_formulas_render_offline_from_a_local_copy():
+def test_formulas_render_offline_from_a_local_copy(site):
     """MathJax ships with the site: opened from file:// with every network request refused, the
     chapters' formulas are typeset (as SVG) and no script is fetched from elsewhere."""
-    executable = require_browser()
-    with browser_page(executable) as (page, errors):
-        remote: list[str] = []
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
-                   else (remote.append(route.request.url), route.abort()))
+    _, page, _ = site
+    remote: list[str] = []
+
+    def local_only(route):
+        if route.request.url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            remote.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", local_only)
+    try:
         page.goto((BOOK / "chapters" / "02_initialization.html").as_uri())
         page.wait_for_function("() => document.querySelectorAll('mjx-container svg').length > 5", timeout=20_000)
         assert not [url for url in remote if "mathjax" in url.lower()], remote
         assert page.evaluate("() => document.querySelectorAll('mjx-merror').length") == 0
+    finally:
+        page.unroute("**/*")
 
 
 def test_no_page_names_a_source_by_our_file_number():
