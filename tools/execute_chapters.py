@@ -67,9 +67,7 @@ def main() -> int:
     print(f"execute: {len(todo)} of {len(chapters)} chapters on {workers} processes", flush=True)
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        results = []
         for uri, seconds, error in pool.imap_unordered(execute_one, todo):
-            results.append(error)
             print(f"  {Path(uri).name:32s} {seconds:6.1f} s  {'ERROR ' + error if error else 'ok'}", flush=True)
     print(f"execute: {time.perf_counter() - start:.0f} s wall")
     return 0  # failures are reported again, and fail the build, when jupyter-book reads the chapter
