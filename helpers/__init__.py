@@ -1,17 +1,35 @@
-"""Trainability's helper package: data, models, init, monitor, report, train, plots, widgets.
+"""Trainability's helper package: data, models, init, monitor, health report, train, plots, widgets.
+
+Importing it changes no global state; a notebook calls :func:`setup` once.
 
 >>> import helpers
 >>> helpers.__version__
 '0.1.0'
 """
 
-from . import claims, data, init, models, monitor, plots, report, seed, train, widgets
+from . import (
+    claims,
+    data,
+    health,
+    hooks,
+    init,
+    inputs,
+    layers,
+    models,
+    monitor,
+    plots,
+    rules,
+    seed,
+    stats,
+    train,
+    widgets,
+)
+from .health import HealthReport, report
 from .seed import seed_everything
+from .session import setup
 
 __version__ = "0.1.0"
 __all__ = [
-    "claims", "data", "init", "models", "monitor", "plots", "report", "seed", "train", "widgets",
-    "seed_everything", "__version__",
+    "claims", "data", "health", "hooks", "init", "inputs", "layers", "models", "monitor", "plots", "rules",
+    "seed", "stats", "train", "widgets", "HealthReport", "report", "seed_everything", "setup", "__version__",
 ]
-
-plots.set_theme()

@@ -1,4 +1,4 @@
-"""Where the code runs: the book build, Colab, or an ordinary kernel.
+"""Where the code runs: the book build or an ordinary kernel.
 
 ``make book`` sets ``TRAINABILITY_BUILD=1``. Under it, progress bars are off and
 explorers (:mod:`helpers.widgets`) render their static, precomputed form.
@@ -7,7 +7,6 @@ explorers (:mod:`helpers.widgets`) render their static, precomputed form.
 from __future__ import annotations
 
 import os
-import sys
 
 BUILD_ENV = "TRAINABILITY_BUILD"
 
@@ -16,7 +15,3 @@ def building_book() -> bool:
     """True when the notebook is being executed for the static site (``TRAINABILITY_BUILD=1``)."""
     return os.environ.get(BUILD_ENV, "").strip().lower() in ("1", "true", "yes")
 
-
-def in_colab() -> bool:
-    """True inside Google Colab."""
-    return "google.colab" in sys.modules

@@ -5,7 +5,7 @@
   mimic raw image bytes: the dead-ReLU chapter), ``"unit"`` (0–1) or
   ``"standardized"`` (per-pixel z-scores from the training split).
 - :func:`load_mnist1d` — MNIST-1D (Greydanus & Kobak 2020), generated locally.
-- :func:`make_spirals`, :func:`make_blobs` — synthetic sets.
+- :func:`make_blobs` — a synthetic set.
 - :func:`load_fashion_mnist` — downloaded only when asked, SHA-256 checked, cached
   with an atomic write; readers online can swap it in for digits.
 
@@ -139,29 +139,6 @@ def load_mnist1d(n_samples: int = 4000, *, seed: int = 42, test_fraction: float 
     x = np.concatenate([raw["x"], raw["x_test"]]).astype(np.float32)
     y = np.concatenate([raw["y"], raw["y_test"]])
     return _split("mnist1d", x, y, test_fraction, seed, 10)
-
-
-def make_spirals(
-    n_samples: int = 600, n_classes: int = 3, *, noise: float = 0.2, seed: int = 0,
-    test_fraction: float = 0.25,
-) -> Dataset:
-    """Interleaved 2-D spirals, one arm per class (as in CS231n's classic toy set).
-
-    >>> make_spirals(300, 3).n_classes
-    3
-    """
-    check_int("n_samples", n_samples, minimum=2 * n_classes if isinstance(n_classes, int) else 2)
-    check_int("n_classes", n_classes, minimum=2)
-    check_number("noise", noise, minimum=0.0)
-    rng = np.random.default_rng(seed)
-    per = n_samples // n_classes
-    xs, ys = [], []
-    for k in range(n_classes):
-        r = np.linspace(0.0, 1.0, per)
-        t = np.linspace(k * 4.0, (k + 1) * 4.0, per) + rng.normal(0, noise, per)
-        xs.append(np.c_[r * np.sin(t), r * np.cos(t)])
-        ys.append(np.full(per, k))
-    return _split("spirals", np.concatenate(xs), np.concatenate(ys), test_fraction, seed, n_classes)
 
 
 def make_blobs(

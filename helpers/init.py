@@ -23,7 +23,8 @@ Used by every chapter.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,16 +32,54 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_int, check_number
+from .hooks import capture
+from .layers import check_module, weight_layers
 from .models import ACTIVATIONS
 from .models import activation as make_activation
 
-SCHEMES = (
-    "normal", "uniform", "xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
-    "orthogonal", "zeros", "constant", "pytorch_default", "lsuv",
-)
-WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _GAINS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "rrelu")
 _RRELU_SLOPE = (1 / 8 + 1 / 3) / 2  # mean slope of nn.RReLU's default range (its eval mode)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One initialization scheme: how its weights are drawn and the variance they get.
+
+    ``draw`` is ``"normal"``, ``"uniform"`` (both zero-mean, with the variance below),
+    ``"orthogonal"``, ``"constant"``, ``"pytorch"`` (the layer's own ``reset_parameters``)
+    or ``"lsuv"``; ``variance(fan_in, fan_out, gain², std, mode)`` gives Var[w];
+    ``default_gain`` is the gain without an ``activation`` (torch's own default);
+    ``formula`` is how the book writes Var[w].
+    """
+
+    draw: str
+    variance: Callable[[int, int, float, float, str], float]
+    formula: str
+    default_gain: float = 1.0
+
+
+def _fan(fan_in: int, fan_out: int, mode: str) -> int:
+    return fan_in if mode == "fan_in" else fan_out
+
+
+#: The schemes by name, with their variance formula. Xavier and orthogonal default to gain 1
+#: and Kaiming to √2, as ``torch.nn.init`` does.
+SCHEMES: dict[str, Scheme] = {
+    "normal": Scheme("normal", lambda fi, fo, g2, std, m: std**2, "std²"),
+    "uniform": Scheme("uniform", lambda fi, fo, g2, std, m: std**2, "std²"),
+    "xavier_normal": Scheme("normal", lambda fi, fo, g2, std, m: g2 * 2.0 / (fi + fo), "gain²·2/(n_in+n_out)"),
+    "xavier_uniform": Scheme("uniform", lambda fi, fo, g2, std, m: g2 * 2.0 / (fi + fo), "gain²·2/(n_in+n_out)"),
+    "kaiming_normal": Scheme("normal", lambda fi, fo, g2, std, m: g2 / _fan(fi, fo, m), "gain²/n_mode",
+                             math.sqrt(2.0)),
+    "kaiming_uniform": Scheme("uniform", lambda fi, fo, g2, std, m: g2 / _fan(fi, fo, m), "gain²/n_mode",
+                              math.sqrt(2.0)),
+    "orthogonal": Scheme("orthogonal", lambda fi, fo, g2, std, m: g2 / max(fi, fo), "gain²/max(n_in, n_out)"),
+    "zeros": Scheme("constant", lambda fi, fo, g2, std, m: 0.0, "0"),
+    "constant": Scheme("constant", lambda fi, fo, g2, std, m: 0.0, "0"),
+    "pytorch_default": Scheme("pytorch", lambda fi, fo, g2, std, m: 1.0 / (3.0 * fi), "1/(3·n_in)"),
+    "lsuv": Scheme("lsuv", lambda fi, fo, g2, std, m: 1.0 / fi, "rescaled until Var[output] = 1"),
+}
+_USES_GAIN = {"xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform", "orthogonal", "lsuv"}
 
 
 def gain(activation: str, *, negative_slope: float = 0.01) -> float:
@@ -61,21 +100,35 @@ def gain(activation: str, *, negative_slope: float = 0.01) -> float:
     return nn.init.calculate_gain(name, negative_slope if name == "leaky_relu" else None)
 
 
+def scheme_gain(scheme: str, activation: str | None = None, *, negative_slope: float = 0.01) -> float:
+    """The gain ``scheme`` uses: that of ``activation``, or torch's default when it is None.
+
+    >>> scheme_gain("xavier_normal"), round(scheme_gain("kaiming_normal"), 4), scheme_gain("normal", "relu")
+    (1.0, 1.4142, 1.0)
+    """
+    check_choice("scheme", scheme, SCHEMES)
+    if scheme not in _USES_GAIN:
+        return 1.0
+    if activation is None:
+        return SCHEMES[scheme].default_gain
+    return gain(activation, negative_slope=negative_slope)
+
+
 def _fans(weight: torch.Tensor) -> tuple[int, int]:
     return nn.init._calculate_fan_in_and_fan_out(weight)
 
 
 def weight_variance(
-    scheme: str, fan_in: int, fan_out: int, *, activation: str = "relu", std: float = 0.01,
+    scheme: str, fan_in: int, fan_out: int, *, activation: str | None = None, std: float = 0.01,
     mode: str = "fan_in", negative_slope: float = 0.01, scale: float = 1.0,
 ) -> float:
-    r"""Variance of one weight under ``scheme`` (before ``lsuv`` rescaling).
+    r"""Variance of one weight under ``scheme`` (before ``lsuv`` rescaling): ``SCHEMES[scheme].formula``.
 
     ``normal`` and ``uniform`` have standard deviation ``std``; ``xavier_*`` give
     :math:`\text{gain}^2\cdot 2/(n_\text{in}+n_\text{out})`; ``kaiming_*`` give
     :math:`\text{gain}^2/n_\text{mode}`; ``orthogonal`` :math:`\text{gain}^2/n_\text{in}`
-    for square matrices; ``pytorch_default`` :math:`1/(3 n_\text{in})`.
-    Everything is multiplied by ``scale**2``.
+    for square matrices; ``pytorch_default`` :math:`1/(3 n_\text{in})`. The gain is that of
+    ``activation`` (see :func:`scheme_gain`). Everything is multiplied by ``scale**2``.
 
     >>> round(weight_variance("kaiming_normal", 100, 50), 12)
     0.02
@@ -84,27 +137,38 @@ def weight_variance(
     check_int("fan_in", fan_in, minimum=1)
     check_int("fan_out", fan_out, minimum=1)
     check_choice("mode", mode, ("fan_in", "fan_out"))
-    g2 = lambda: gain(activation, negative_slope=negative_slope) ** 2  # noqa: E731
-    if scheme in ("normal", "uniform"):
-        var = check_number("std", std, minimum=0.0) ** 2
-    elif scheme.startswith("xavier"):
-        var = g2() * 2.0 / (fan_in + fan_out)
-    elif scheme.startswith("kaiming"):
-        var = g2() / (fan_in if mode == "fan_in" else fan_out)
-    elif scheme in ("orthogonal", "lsuv"):
-        var = g2() / max(fan_in, fan_out) if scheme == "orthogonal" else 1.0 / fan_in
-    elif scheme == "pytorch_default":
-        var = 1.0 / (3.0 * fan_in)
-    else:  # zeros and constant
-        var = 0.0
-    return var * scale**2
+    std = check_number("std", std, minimum=0.0)
+    g2 = scheme_gain(scheme, activation, negative_slope=negative_slope) ** 2
+    return SCHEMES[scheme].variance(fan_in, fan_out, g2, std, mode) * scale**2
+
+
+def _draw_(layer: nn.Module, scheme: str, g: float, std: float, value: float, mode: str) -> None:
+    """Draw one layer's weight under ``scheme`` (gain ``g``), in place, without grad."""
+    w, draw = layer.weight, SCHEMES[scheme].draw
+    if draw == "pytorch":
+        layer.reset_parameters()
+    elif draw == "orthogonal":
+        nn.init.orthogonal_(w, gain=g)
+    elif draw == "constant":
+        nn.init.constant_(w, value if scheme == "constant" else 0.0)
+    else:
+        fan_in, fan_out = _fans(w)
+        sd = math.sqrt(SCHEMES[scheme].variance(fan_in, fan_out, g * g, std, mode))
+        if scheme in ("xavier_normal", "xavier_uniform"):  # torch's own arithmetic, bit for bit
+            sd = g * math.sqrt(2.0 / float(fan_in + fan_out))
+        elif scheme in ("kaiming_normal", "kaiming_uniform"):
+            sd = g / math.sqrt(_fan(fan_in, fan_out, mode))
+        if draw == "normal":
+            nn.init.normal_(w, 0.0, sd)
+        else:
+            nn.init.uniform_(w, -math.sqrt(3.0) * sd, math.sqrt(3.0) * sd)
 
 
 def init_(
     model: nn.Module,
     scheme: str,
     *,
-    activation: str = "relu",
+    activation: str | None = None,
     std: float = 0.01,
     value: float = 0.0,
     mode: str = "fan_in",
@@ -119,11 +183,12 @@ def init_(
     Args:
         scheme: one of ``SCHEMES``. ``normal``/``uniform`` use ``std``; ``constant``
             uses ``value``; ``lsuv`` needs ``data`` (a batch of inputs).
-        activation: the net's activation, for the gain of xavier, kaiming and orthogonal.
+        activation: the net's activation, for the gain of xavier, kaiming, orthogonal and
+            lsuv; None keeps torch's default gain (1 for xavier and orthogonal, √2 for kaiming).
         mode: ``"fan_in"`` or ``"fan_out"`` for kaiming.
         scale: multiply every weight by this afterwards (an init-scale knob).
         bias: value of every bias (``pytorch_default`` keeps PyTorch's own biases).
-        seed: seed torch's generator first, for reproducible weights.
+        seed: draw the weights from this seed; torch's global random state is left as it was.
 
     >>> from helpers.models import mlp
     >>> net = init_(mlp(64, 10, depth=3), "kaiming_normal", seed=0)
@@ -132,50 +197,28 @@ def init_(
     check_choice("mode", mode, ("fan_in", "fan_out"))
     check_number("scale", scale)
     check_number("bias", bias)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    std = check_number("std", std, minimum=0.0)
+    value = check_number("value", value)
+    check_module("model", model)
     if seed is not None:
-        torch.manual_seed(check_int("seed", seed, minimum=0))
-    if scheme == "lsuv":
-        if data is None:
-            raise ValueError("scheme='lsuv' needs data=<a batch of inputs>; it is data-dependent")
-        return lsuv_(model, data, activation=activation, scale=scale, bias=bias)
-    g = 1.0 if scheme in ("normal", "uniform", "zeros", "constant", "pytorch_default") else gain(
-        activation, negative_slope=negative_slope
-    )
-    layers = [m for m in model.modules() if isinstance(m, WEIGHTED)]
-    if not layers:
-        raise ValueError("model has no Linear or Conv layer to initialize")
-    with torch.no_grad():
-        for layer in layers:
-            w = layer.weight
-            if scheme == "pytorch_default":
-                layer.reset_parameters()
-            elif scheme == "normal":
-                nn.init.normal_(w, 0.0, check_number("std", std, minimum=0.0))
-            elif scheme == "uniform":
-                a = math.sqrt(3.0) * check_number("std", std, minimum=0.0)
-                nn.init.uniform_(w, -a, a)
-            elif scheme == "xavier_normal":
-                nn.init.xavier_normal_(w, gain=g)
-            elif scheme == "xavier_uniform":
-                nn.init.xavier_uniform_(w, gain=g)
-            elif scheme in ("kaiming_normal", "kaiming_uniform"):
-                fan_in, fan_out = _fans(w)
-                bound_std = g / math.sqrt(fan_in if mode == "fan_in" else fan_out)
-                if scheme == "kaiming_normal":
-                    nn.init.normal_(w, 0.0, bound_std)
-                else:
-                    nn.init.uniform_(w, -math.sqrt(3.0) * bound_std, math.sqrt(3.0) * bound_std)
-            elif scheme == "orthogonal":
-                nn.init.orthogonal_(w, gain=g)
-            elif scheme == "zeros":
-                nn.init.zeros_(w)
-            else:
-                nn.init.constant_(w, check_number("value", value))
-            w.mul_(scale)
-            if layer.bias is not None and scheme != "pytorch_default":
-                nn.init.constant_(layer.bias, bias)
+        check_int("seed", seed, minimum=0)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if scheme == "lsuv":
+            if data is None:
+                raise ValueError("scheme='lsuv' needs data=<a batch of inputs>; it is data-dependent")
+            return lsuv_(model, data, activation=activation, scale=scale, bias=bias)
+        g = scheme_gain(scheme, activation, negative_slope=negative_slope)
+        layers = [m for _, m in weight_layers(model)]
+        if not layers:
+            raise ValueError("model has no Linear or Conv layer to initialize")
+        with torch.no_grad():
+            for layer in layers:
+                _draw_(layer, scheme, g, std, value, mode)
+                layer.weight.mul_(scale)
+                if layer.bias is not None and scheme != "pytorch_default":
+                    nn.init.constant_(layer.bias, bias)
     return model
 
 
@@ -248,7 +291,7 @@ def lsuv_(
     model: nn.Module,
     data: torch.Tensor,
     *,
-    activation: str = "relu",
+    activation: str | None = None,
     target: float = 1.0,
     tol: float = 0.05,
     max_iter: int = 10,
@@ -269,26 +312,21 @@ def lsuv_(
     check_int("max_iter", max_iter, minimum=1)
     if not isinstance(data, torch.Tensor):
         raise TypeError(f"data must be a torch.Tensor batch, got {type(data).__name__}")
-    init_(model, "orthogonal", activation=activation if activation in _GAINS else "relu", bias=bias)
-    layers = [m for m in model.modules() if isinstance(m, WEIGHTED)]
+    init_(model, "orthogonal", activation=activation if activation in _GAINS else None, bias=bias)
+    layers = [m for _, m in weight_layers(model)]
     was_training = model.training
     model.eval()
     try:
         for layer in layers:
-            seen: list[torch.Tensor] = []
-            handle = layer.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o.detach()))
-            try:
+            with capture({"out": layer}) as seen:
                 for _ in range(max_iter):
-                    seen.clear()
                     with torch.no_grad():
                         model(data)
-                    var = float(seen[-1].var())
+                    var = float(seen["out"].var())
                     if abs(var - target) < tol or var == 0.0:
                         break
                     with torch.no_grad():
                         layer.weight.mul_(math.sqrt(target / var))
-            finally:
-                handle.remove()
         with torch.no_grad():
             for layer in layers:
                 layer.weight.mul_(scale)

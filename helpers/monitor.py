@@ -41,54 +41,13 @@ import torch
 from torch import nn
 
 from ._checks import check_int
+from .hooks import Hooks
+from .layers import activation_layers, check_module, weight_layers
+from .stats import ACTIVATION_QUANTITIES, activation_stats, update_ratio
 
-ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU,
-    nn.SiLU, nn.Mish, nn.Softplus, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardsigmoid, nn.Hardswish,
-)
-WEIGHT_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-TANH_SATURATION = 0.97
-SIGMOID_SATURATION = (0.03, 0.97)
-ACTIVATION_QUANTITIES = ("act_mean", "act_std", "frac_zero", "frac_saturated", "frac_dead")
 WEIGHT_QUANTITIES = ("grad_norm", "grad_abs_sum", "weight_norm", "update_ratio")
 COLUMNS = ["step", "layer", "index", "kind", "quantity", "value"]
-
-
-def saturated_mask(module: nn.Module, out: torch.Tensor) -> torch.Tensor | None:
-    """Boolean mask of outputs in the flat tails of ``module``'s activation, or None.
-
-    tanh: ``|a| > 0.97``; sigmoid: ``a < 0.03`` or ``a > 0.97`` (within 0.03 of an
-    asymptote, the threshold Glorot & Bengio 2010 use to count saturated units).
-    """
-    if isinstance(module, nn.Tanh):
-        return out.abs() > TANH_SATURATION
-    if isinstance(module, nn.Sigmoid):
-        low, high = SIGMOID_SATURATION
-        return (out < low) | (out > high)
-    return None
-
-
-def activation_stats(module: nn.Module, out: torch.Tensor) -> dict[str, float]:
-    """The activation quantities of one output batch (first axis = examples, second = units).
-
-    >>> activation_stats(nn.ReLU(), torch.tensor([[0.0, 1.0], [0.0, 3.0]]))["frac_dead"]
-    0.5
-    """
-    out = out.detach().float()
-    zero = out == 0
-    mask = saturated_mask(module, out)
-    if out.ndim >= 2:
-        unit_dead = zero.transpose(0, 1).reshape(out.shape[1], -1).all(dim=1)
-        frac_dead = float(unit_dead.float().mean())
-    else:
-        frac_dead = float("nan")
-    return {
-        "act_mean": float(out.mean()),
-        "act_std": float(out.std()) if out.numel() > 1 else 0.0,
-        "frac_zero": float(zero.float().mean()),
-        "frac_saturated": float("nan") if mask is None else float(mask.float().mean()),
-        "frac_dead": frac_dead,
-    }
+__all__ = ["ACTIVATION_QUANTITIES", "COLUMNS", "WEIGHT_QUANTITIES", "Monitor", "preserved_state", "snapshot"]
 
 
 def default_hist_range(module: nn.Module) -> tuple[float, float]:
@@ -144,9 +103,7 @@ class Monitor:
         hist_range: tuple[float, float] | None = None,
         auto_step: bool = True,
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        self.model = model
+        self.model = check_module("model", model)
         self.every = check_int("every", every, minimum=1)
         self.max_samples = check_int("max_samples", max_samples, minimum=2)
         self.bins = check_int("bins", bins, minimum=1)
@@ -157,36 +114,34 @@ class Monitor:
             activations, gradients, updates,
         )
         self.auto_step = auto_step
-        named = list(model.named_modules())
-        self.act_layers = [
-            _Layer(n or type(m).__name__, i, m)
-            for i, (n, m) in enumerate([(n, m) for n, m in named if isinstance(m, ACTIVATION_TYPES)], 1)
-        ]
-        self.weight_layers = [
-            _Layer(n or type(m).__name__, i, m)
-            for i, (n, m) in enumerate([(n, m) for n, m in named if isinstance(m, WEIGHT_TYPES)], 1)
-        ]
+        self.act_layers = [_Layer(n, i, m) for i, (n, m) in enumerate(activation_layers(model), 1)]
+        self.weight_layers = [_Layer(n, i, m) for i, (n, m) in enumerate(weight_layers(model), 1)]
         self.current_step = 0  # the first training forward pass is step 1, as in fit
         self._rows: dict[int, list[tuple]] = {}
         self._hists: dict[int, list[tuple]] = {}
         self._previous_weights: dict[str, torch.Tensor] | None = None
         self._previous_step: int | None = None
-        self._handles: list = []
+        self._hooks = Hooks()
 
     # -- life cycle ----------------------------------------------------------------------------
     def __enter__(self) -> Monitor:
-        if self._handles:
+        if self._hooks:
             raise RuntimeError("this Monitor is already attached; use one `with` block at a time")
-        if self.auto_step:
-            self._handles.append(self.model.register_forward_pre_hook(self._on_root_forward))
-        else:
-            self.step()
-        if self.record_activations:
-            for layer in self.act_layers:
-                self._handles.append(layer.module.register_forward_hook(self._activation_hook(layer)))
-        if self.record_gradients:
-            for layer in self.weight_layers:
-                self._handles.append(layer.module.weight.register_hook(self._gradient_hook(layer)))
+        try:
+            if self.auto_step:
+                self._hooks.forward_pre(self.model, self._on_root_forward)
+            else:
+                self.step()
+            if self.record_activations:
+                for layer in self.act_layers:
+                    self._hooks.forward(layer.module, self._activation_hook(layer))
+            if self.record_gradients:
+                for layer in self.weight_layers:
+                    if layer.module.weight.requires_grad:  # a frozen weight has no gradient to watch
+                        self._hooks.tensor(layer.module.weight, self._gradient_hook(layer))
+        except BaseException:
+            self._hooks.remove()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
@@ -200,15 +155,13 @@ class Monitor:
 
     def remove(self) -> None:
         """Remove every hook (also called on leaving the ``with`` block)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        self._hooks.remove()
         self._previous_weights = None
 
     @property
     def attached(self) -> bool:
         """True while the hooks are registered."""
-        return bool(self._handles)
+        return bool(self._hooks)
 
     # -- stepping ------------------------------------------------------------------------------
     def sampling(self) -> bool:
@@ -255,7 +208,7 @@ class Monitor:
             self._add(layer, "activation", activation_stats(module, output))
             low, high = self.hist_range or default_hist_range(module)
             out = output.detach().float().clamp(low, high)
-            counts = torch.histc(out, bins=self.bins, min=low, max=high).numpy().astype(np.int64)
+            counts = torch.histc(out, bins=self.bins, min=low, max=high).cpu().numpy().astype(np.int64)
             self._hists.setdefault(self.current_step, []).append((layer.name, layer.index, low, high, counts))
 
         return hook
@@ -283,7 +236,7 @@ class Monitor:
             before = previous.get(layer.name)
             if before is None or before.shape != w.shape:
                 continue
-            ratio = float((w - before).norm() / before.norm().clamp_min(1e-12))
+            ratio = update_ratio(before, w)
             self._rows[step].append((step, layer.name, layer.index, "weight", "update_ratio", ratio))
 
     # -- results -------------------------------------------------------------------------------
@@ -362,19 +315,3 @@ def snapshot(
             if y is not None:
                 loss_fn(out, y).backward()
     return mon.to_frame(), mon.histograms()
-
-
-def report(model: nn.Module, data, **kwargs):
-    """The health report of a model on a batch of data: :func:`helpers.report.report`.
-
-    Same arguments and result (a :class:`helpers.report.HealthReport`); it lives in its own
-    module and is offered here too, next to the hooks it is built on.
-
-    >>> from helpers.models import mlp
-    >>> rep = report(mlp(8, 2, depth=2), (torch.randn(64, 8), torch.randint(0, 2, (64,))))
-    >>> type(rep).__name__
-    'HealthReport'
-    """
-    from .report import report as _report  # lazy: helpers.report imports this module
-
-    return _report(model, data, **kwargs)

@@ -99,17 +99,6 @@ def test_mnist1d_offline_and_deterministic():
     assert not torch.equal(a.x_train, c.x_train)
 
 
-def test_spirals_geometry():
-    ds = data.make_spirals(300, 3, noise=0.0, seed=0)
-    x = torch.cat([ds.x_train, ds.x_test])
-    y = torch.cat([ds.y_train, ds.y_test])
-    assert x.shape == (300, 2) and ds.n_classes == 3
-    assert torch.bincount(y).tolist() == [100, 100, 100]
-    radius = x.norm(dim=1)
-    assert float(radius.max()) <= 1.0 + 1e-6  # r runs from 0 to 1
-    assert torch.equal(data.make_spirals(300, 3, seed=5).x_train, data.make_spirals(300, 3, seed=5).x_train)
-
-
 def test_blobs_cluster_around_centres():
     ds = data.make_blobs(2000, 3, 4, spread=0.1, seed=1)
     assert ds.n_features == 4 and ds.n_classes == 3
@@ -136,17 +125,6 @@ def test_blobs_split_sizes(n_samples, n_classes, n_features, test_fraction, seed
     assert len(ds.x_train) >= 1 and n_test >= 1  # both splits always usable
     assert ds.x_train.shape[1:] == (n_features,) and len(ds.y_train) == len(ds.x_train)
     assert int(torch.cat([ds.y_train, ds.y_test]).max()) < n_classes
-
-
-@settings(max_examples=20, deadline=None)
-@given(n_samples=st.integers(4, 300), n_classes=st.integers(2, 5), test_fraction=st.floats(0.05, 0.5))
-def test_spirals_split_sizes(n_samples, n_classes, test_fraction):
-    if n_samples < 2 * n_classes:
-        n_samples = 2 * n_classes
-    ds = data.make_spirals(n_samples, n_classes, test_fraction=test_fraction)
-    per = n_samples // n_classes  # one equal arm per class
-    assert len(ds.x_train) + len(ds.x_test) == per * n_classes
-    assert torch.bincount(torch.cat([ds.y_train, ds.y_test]), minlength=n_classes).tolist() == [per] * n_classes
 
 
 # -- IDX files -----------------------------------------------------------------------------------

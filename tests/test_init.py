@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import init
 from helpers.init import gain, init_, lsuv_, predicted_variance, weight_variance
 from helpers.models import activation as make_activation
 from helpers.models import mlp
@@ -277,10 +276,3 @@ def test_lsuv_through_init_and_target():
     torch.manual_seed(3)
     doubled = lsuv_(doubled, x, scale=2.0)
     torch.testing.assert_close(doubled.output.weight, 2 * c.output.weight)
-
-
-def test_schemes_listed():
-    assert set(init.SCHEMES) == {
-        "normal", "uniform", "xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
-        "orthogonal", "zeros", "constant", "pytorch_default", "lsuv",
-    }

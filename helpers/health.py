@@ -38,48 +38,17 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_int, check_number
-from .data import Dataset
-from .monitor import ACTIVATION_TYPES, WEIGHT_TYPES, Monitor, preserved_state
+from .inputs import as_batches
+from .layers import ACTIVATION_TYPES, WEIGHT_TYPES
+from .monitor import Monitor, preserved_state
+from .rules import HEALTHY_UPDATE_RATIO, PROBLEMS, Finding, findings
 
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("train", "eval")
-PROBLEMS = ("dead", "saturated", "collapsed", "vanishing", "exploding", "update_small", "update_large")
-#: The chapter that explains each problem, as (notebook, the name a message gives it).
-#:
-#: :meta hide-value:
-CHAPTERS: dict[str, tuple[str, str]] = {
-    "dead": ("04_dead_relu.ipynb", "the dead-ReLU chapter"),
-    "saturated": ("02_initialization.ipynb", "the initialization chapter"),
-    "collapsed": ("02_initialization.ipynb", "the initialization chapter"),
-    "vanishing": ("01_vanishing_exploding.ipynb", "the vanishing/exploding-gradients chapter"),
-    "exploding": ("01_vanishing_exploding.ipynb", "the vanishing/exploding-gradients chapter"),
-    "update_small": ("01_vanishing_exploding.ipynb", "the vanishing/exploding-gradients chapter"),
-    "update_large": ("03_normalization.ipynb", "the normalization chapter"),
-}
 LAYER_COLUMNS = [
     "layer", "kind", "module", "order", "act_mean", "act_std", "example_std", "frac_zero", "frac_dead",
     "frac_saturated", "act_grad_rms", "grad_norm", "grad_rms", "weight_norm", "update_ratio",
 ]
-HEALTHY_UPDATE_RATIO = 1e-3
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One flag raised by :func:`report`.
-
-    ``problem`` is one of ``PROBLEMS``; ``value`` is the measured number that crossed
-    ``threshold``; ``chapter`` is the notebook that explains the problem.
-    """
-
-    layer: str
-    problem: str
-    value: float
-    threshold: float
-    message: str
-    chapter: str
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass
@@ -364,40 +333,6 @@ class _UnitTracker:
         return float((~alive).float().mean()), example_std
 
 
-def _as_batches(data, target, n_batches: int, batch_size: int, seed: int):
-    if isinstance(data, Dataset):
-        if target is not None:
-            raise ValueError("target must be None when data is a Dataset (its y_train is used)")
-        x, y = data.x_train, data.y_train
-    elif isinstance(data, (tuple, list)):
-        if not (len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
-            raise TypeError(f"data given as a {type(data).__name__} must be an (x, y) pair of tensors")
-        if target is not None:
-            raise ValueError("target must be None when data is an (x, y) pair")
-        x, y = data
-    elif isinstance(data, torch.Tensor):
-        x, y = data, target
-        if y is not None and not isinstance(y, torch.Tensor):
-            raise TypeError(f"target must be a torch.Tensor or None, got {type(target).__name__}")
-    else:
-        raise TypeError(
-            "data must be a torch.Tensor batch, an (x, y) pair of tensors or a helpers.data.Dataset, "
-            f"got {type(data).__name__}"
-        )
-    if x.ndim < 1 or len(x) == 0:
-        raise ValueError(f"data has no examples (shape {tuple(x.shape)})")
-    if y is not None and len(y) != len(x):
-        raise ValueError(f"data has {len(x)} examples but the targets have {len(y)}")
-    n = min(len(x), n_batches * batch_size)
-    generator = torch.Generator().manual_seed(seed)
-    index = torch.randperm(len(x), generator=generator)[:n] if n < len(x) else torch.arange(len(x))
-    batches = []
-    for start in range(0, n, batch_size):
-        i = index[start : start + batch_size]
-        batches.append((x[i], None if y is None else y[i]))
-    return batches
-
-
 def short_name(layer: str, width: int = 14) -> str:
     """A layer name short enough for a tick label: ``hidden7`` → ``h7``, long paths keep their end.
 
@@ -406,10 +341,6 @@ def short_name(layer: str, width: int = 14) -> str:
     """
     name = layer.replace("hidden", "h")
     return name if len(name) <= width else "…" + name[-(width - 1):]
-
-
-def _fmt(v: float) -> str:
-    return f"{v:.2g}" if (v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e3)) else f"{v:.3g}"
 
 
 def report(
@@ -523,7 +454,7 @@ def report(
     high = check_number("update_ratio_range[1]", update_ratio_range[1], minimum=0.0)
     if not low < high:
         raise ValueError(f"update_ratio_range={update_ratio_range!r} is not valid; give (low, high) with low < high")
-    batches = _as_batches(data, target, n_batches, batch_size, seed)
+    batches = as_batches(data, target, n_batches=n_batches, batch_size=batch_size, seed=seed)
     has_target = batches[0][1] is not None
     if loss_fn is not None and not has_target:
         raise ValueError("loss_fn was given but there are no targets; pass target= or data=(x, y)")
@@ -609,7 +540,7 @@ def report(
         layers[column] = layers[column].astype(float)
 
     n_examples = sum(len(xb) for xb, _ in batches)
-    findings = _findings(layers, thresholds, n_examples, tracker.non_finite | non_finite_grads, losses, has_target)
+    found = findings(layers, thresholds, n_examples, tracker.non_finite | non_finite_grads, losses, has_target)
     notes = []
     if not has_target:
         notes.append("no targets given: gradients come from a random output gradient, so update ratios "
@@ -618,74 +549,6 @@ def report(
         notes.append("no activation modules found (functional activations are not seen): "
                      "activation statistics are missing")
     mean_loss = float(np.mean(losses)) if has_target else float("nan")
-    return HealthReport(layers, findings, thresholds, n_examples, passes, lr, optimizer, mean_loss, notes)
+    return HealthReport(layers, found, thresholds, n_examples, passes, lr, optimizer, mean_loss, notes)
 
 
-def _finding(layer: str, problem: str, value: float, threshold: float, text: str) -> Finding:
-    chapter, called = CHAPTERS[problem]
-    return Finding(layer, problem, value, threshold, f"{layer}: {text} — see {called} ({chapter})", chapter)
-
-
-def _findings(
-    layers: pd.DataFrame, t: dict, n_examples: int, non_finite: set[str], losses: list[float], has_target: bool
-) -> list[Finding]:
-    found: list[Finding] = []
-    acts = layers[layers.kind == "activation"]
-    weights = layers[layers.kind == "weight"]
-    if has_target and not all(math.isfinite(v) for v in losses):
-        found.append(_finding("loss", "exploding", float("inf"), float("inf"), "the loss is not finite"))
-    bad = layers[layers.layer.isin(non_finite)]
-    if len(bad):  # report where the non-finite values first appear
-        found.append(_finding(bad.layer.iloc[0], "exploding", float("inf"), float("inf"),
-                              "non-finite values (inf or NaN) in its outputs or gradient"))
-    for row in acts.itertuples():
-        if row.frac_dead > t["dead_fraction"]:
-            found.append(_finding(row.layer, "dead", row.frac_dead, t["dead_fraction"],
-                                  f"{100 * row.frac_dead:.0f} % of units dead over these {n_examples} examples"))
-        if row.frac_saturated > t["saturated_fraction"]:
-            found.append(_finding(row.layer, "saturated", row.frac_saturated, t["saturated_fraction"],
-                                  f"{100 * row.frac_saturated:.0f} % of {row.module.lower()} outputs saturated"))
-        if row.example_std < t["min_example_std"]:
-            found.append(_finding(
-                row.layer, "collapsed", row.example_std, t["min_example_std"],
-                f"outputs barely vary across examples (std {_fmt(row.example_std)} < {t['min_example_std']:g}): "
-                "the signal has collapsed"))
-    # vanishing / exploding: the first weight layer's gradient RMS relative to the last one's;
-    # exploding also when the gradient w.r.t. the outputs grows from the last activation layer
-    # back to the first (forward growth can hide it from the weight gradients)
-    ratios = {}
-    for frame, column in ((weights, "grad_rms"), (acts, "act_grad_rms")):
-        values = frame[column].to_numpy(dtype=float)
-        usable = frame[np.isfinite(values) & (values > 0)]
-        if len(usable) >= 2:
-            first, last = usable.iloc[0], usable.iloc[-1]
-            ratios[column] = (first.layer, last.layer, first[column] / last[column])
-    if "grad_rms" in ratios:
-        first, last, ratio = ratios["grad_rms"]
-        if ratio < t["vanishing_ratio"]:
-            found.append(_finding(first, "vanishing", ratio, t["vanishing_ratio"],
-                                  f"its weight gradient (RMS) is {_fmt(ratio)} × that of the last layer ({last}): "
-                                  "vanishing gradients"))
-        elif ratio > t["exploding_ratio"]:
-            found.append(_finding(first, "exploding", ratio, t["exploding_ratio"],
-                                  f"its weight gradient (RMS) is {_fmt(ratio)} × that of the last layer ({last}): "
-                                  "exploding gradients"))
-    if "act_grad_rms" in ratios and "exploding" not in {f.problem for f in found}:
-        first, last, ratio = ratios["act_grad_rms"]
-        if ratio > t["exploding_ratio"]:
-            found.append(_finding(first, "exploding", ratio, t["exploding_ratio"],
-                                  f"the gradient reaching its outputs is {_fmt(ratio)} × that at the last "
-                                  f"activation layer ({last}): exploding gradients"))
-    low, high = t["update_ratio_range"]
-    for row in weights.itertuples():
-        if row.update_ratio < low:
-            text = ("its gradient is exactly zero: it does not learn" if row.update_ratio == 0 else
-                    f"one step would change its weights by {_fmt(row.update_ratio)} of their norm "
-                    f"(healthy: about {HEALTHY_UPDATE_RATIO:g}); it barely learns")
-            found.append(_finding(row.layer, "update_small", row.update_ratio, low, text))
-        elif row.update_ratio > high:
-            found.append(_finding(row.layer, "update_large", row.update_ratio, high,
-                                  f"one step would change its weights by {_fmt(row.update_ratio)} of their norm "
-                                  f"(healthy: about {HEALTHY_UPDATE_RATIO:g}); the learning rate is too large "
-                                  "for it"))
-    return found

@@ -1,0 +1,120 @@
+r"""The book's statistics of one batch of activations: tensor in, numbers out.
+
+The single definition of each quantity the monitor, the report and the chapters measure.
+A *unit* is a feature (axis 1 of a ``(batch, features)`` output) or a channel (axis 1 of a
+``(batch, channels, …)`` conv output); its values are every example's (and position's).
+
+- :func:`per_unit` — the values of each unit, one row per unit;
+- :func:`dead_units` — a unit is *dead* when it outputs exactly 0 for every example given
+  (Lu et al. 2019, "Dying ReLU and initialization"): it passes no gradient either;
+- :func:`frozen_units` — its output varies by less than ``tol`` across the examples;
+- :func:`saturated` — outputs in the flat tails: :math:`|\tanh| > 0.97`, sigmoid outside
+  :math:`[0.03, 0.97]` (the thresholds Glorot & Bengio 2010 count saturation with);
+- :func:`example_std` — the spread across examples: the std of each live unit over the
+  batch, averaged as :math:`\sqrt{\overline{\sigma_u^2}}`; near 0, the signal has *collapsed*;
+- :func:`activation_stats` — the monitor's per-layer summary of one output;
+- :func:`rms` and :func:`update_ratio` — :math:`\sqrt{\overline{x^2}}` and
+  :math:`\lVert W_\text{after} - W_\text{before}\rVert / \lVert W_\text{before}\rVert`.
+
+>>> out = torch.tensor([[0.0, 1.0, 2.0], [0.0, 3.0, 2.0]])
+>>> dead_units(out).tolist(), frozen_units(out).tolist()
+([True, False, False], [True, False, True])
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+TANH_SATURATION = 0.97
+SIGMOID_SATURATION = (0.03, 0.97)
+ACTIVATION_QUANTITIES = ("act_mean", "act_std", "frac_zero", "frac_saturated", "frac_dead")
+
+
+def per_unit(out: torch.Tensor) -> torch.Tensor:
+    """``out`` as ``(units, values)``: axis 1 first, everything else flattened.
+
+    >>> per_unit(torch.zeros(8, 3, 5, 5)).shape
+    torch.Size([3, 200])
+    """
+    if out.ndim < 2:
+        raise ValueError(f"out must have a batch axis and a unit axis, got shape {tuple(out.shape)}")
+    return out.detach().transpose(0, 1).reshape(out.shape[1], -1)
+
+
+def dead_units(out: torch.Tensor) -> torch.Tensor:
+    """Boolean per unit: exactly 0 for every example (and position) of ``out``."""
+    return (per_unit(out) == 0).all(dim=1)
+
+
+def frozen_units(out: torch.Tensor, tol: float = 1e-3) -> torch.Tensor:
+    """Boolean per unit: its output varies by less than ``tol`` (max − min) over ``out``."""
+    low, high = per_unit(out).aminmax(dim=1)
+    return (high - low) < tol
+
+
+def frac_dead(out: torch.Tensor) -> float:
+    """Share of dead units of ``out`` (see :func:`dead_units`); NaN without a unit axis."""
+    return float(dead_units(out).float().mean()) if out.ndim >= 2 else float("nan")
+
+
+def saturated(module: nn.Module | str, out: torch.Tensor) -> torch.Tensor | None:
+    """Boolean mask of outputs in the flat tails of a tanh or sigmoid, else None.
+
+    ``module`` is the activation module or its name (``"tanh"``, ``"sigmoid"``).
+
+    >>> saturated("tanh", torch.tensor([0.5, -0.99])).tolist()
+    [False, True]
+    """
+    kind = module if isinstance(module, str) else type(module).__name__.lower()
+    if kind == "tanh":
+        return out.abs() > TANH_SATURATION
+    if kind == "sigmoid":
+        low, high = SIGMOID_SATURATION
+        return (out < low) | (out > high)
+    return None
+
+
+def example_std(out: torch.Tensor) -> float:
+    """Spread across examples: √(mean over live units of each unit's variance over the batch).
+
+    >>> example_std(torch.tensor([[1.0, 0.0], [3.0, 0.0]]))  # unit 2 is dead
+    1.0
+    """
+    values = per_unit(out).to(torch.float64)
+    live = (values != 0).any(dim=1)
+    if not live.any():
+        return float("nan")
+    var = values[live].var(dim=1, unbiased=False)
+    return float(var.mean().sqrt())
+
+
+def activation_stats(module: nn.Module, out: torch.Tensor) -> dict[str, float]:
+    """The monitor's quantities of one output batch: ``ACTIVATION_QUANTITIES``.
+
+    >>> activation_stats(nn.ReLU(), torch.tensor([[0.0, 1.0], [0.0, 3.0]]))["frac_dead"]
+    0.5
+    """
+    out = out.detach().float()
+    mask = saturated(module, out)
+    return {
+        "act_mean": float(out.mean()),
+        "act_std": float(out.std()) if out.numel() > 1 else 0.0,
+        "frac_zero": float((out == 0).float().mean()),
+        "frac_saturated": float("nan") if mask is None else float(mask.float().mean()),
+        "frac_dead": frac_dead(out),
+    }
+
+
+def rms(x: torch.Tensor) -> float:
+    """Root mean square, √(mean x²).
+
+    >>> rms(torch.tensor([3.0, -3.0]))
+    3.0
+    """
+    return float(x.detach().double().pow(2).mean().sqrt())
+
+
+def update_ratio(before: torch.Tensor, after: torch.Tensor) -> float:
+    """‖after − before‖ / ‖before‖: the relative size of one update (Karpathy's ~1e-3 rule)."""
+    return float((after - before).norm() / before.norm().clamp_min(1e-12))
