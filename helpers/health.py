@@ -46,7 +46,7 @@ from .rules import HEALTHY_UPDATE_RATIO, PROBLEMS, Finding, findings
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("train", "eval")
 LAYER_COLUMNS = [
-    "layer", "kind", "module", "order", "act_mean", "act_std", "example_std", "frac_zero", "frac_dead",
+    "layer", "kind", "module", "index", "act_mean", "act_std", "example_std", "frac_zero", "frac_dead",
     "frac_saturated", "act_grad_rms", "grad_norm", "grad_rms", "weight_norm", "update_ratio",
 ]
 
@@ -125,7 +125,7 @@ class HealthReport:
         return f"<HealthReport ok={self.ok} problems={sorted(self.problems)} layers={len(self.layers)}>"
 
     def _repr_html_(self) -> str:
-        table = self.layers.drop(columns=["order"]).to_html(
+        table = self.layers.drop(columns=["index"]).to_html(
             index=False, na_rep="", float_format=lambda v: f"{v:.3g}", border=0, classes="health-report"
         )
         if self.ok:
@@ -268,13 +268,13 @@ class _UnitTracker:
 
     def _order_hook(self, name: str) -> Callable:
         def hook(module, inputs, output) -> None:
-            self.order.setdefault(name, len(self.order))
+            self.order.setdefault(name, len(self.order) + 1)
 
         return hook
 
     def _act_hook(self, name: str) -> Callable:
         def hook(module, inputs, output) -> None:
-            self.order.setdefault(name, len(self.order))
+            self.order.setdefault(name, len(self.order) + 1)
             if not isinstance(output, torch.Tensor) or output.ndim < 2:
                 return
             if output.requires_grad:
@@ -515,7 +515,7 @@ def report(
         if name not in tracker.order:
             continue
         frac_dead, example_std = tracker.unit_stats(name)
-        row = dict(layer=name, kind="activation", module=type(module).__name__, order=tracker.order[name],
+        row = dict(layer=name, kind="activation", module=type(module).__name__, index=tracker.order[name],
                    frac_dead=frac_dead, example_std=example_std, act_grad_rms=tracker.grad_rms(name))
         for q in ("act_mean", "act_std", "frac_zero", "frac_saturated"):
             row[q] = float(act_means.loc[name, q]) if name in act_means.index else float("nan")
@@ -531,11 +531,11 @@ def report(
         else:
             step = lr * math.sqrt(float(np.mean(nnz[name]))) if nnz[name] else float("nan")
         rows.append(dict(
-            layer=name, kind="weight", module=type(module).__name__, order=tracker.order[name],
+            layer=name, kind="weight", module=type(module).__name__, index=tracker.order[name],
             grad_norm=norm, grad_rms=norm / math.sqrt(max(w.numel(), 1)), weight_norm=weight_norm,
             update_ratio=step / weight_norm if weight_norm > 0 else float("inf"),
         ))
-    layers = pd.DataFrame(rows, columns=LAYER_COLUMNS).sort_values("order").reset_index(drop=True)
+    layers = pd.DataFrame(rows, columns=LAYER_COLUMNS).sort_values("index").reset_index(drop=True)
     for column in LAYER_COLUMNS[4:]:
         layers[column] = layers[column].astype(float)
 
