@@ -55,6 +55,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .text import number
+
 DIR_ENV = "TRAINABILITY_CLAIMS_DIR"
 SOFT_ENV = "TRAINABILITY_CLAIMS_SOFT"
 KINDS = ("bound", "count", "exact")
@@ -71,14 +73,10 @@ def _values(name: str, value: Any) -> list[float]:
     return values
 
 
-def _number(value: float) -> str:
-    return f"{value:.4g}" if math.isfinite(value) else str(value)
-
-
 def _shown(values: list[float]) -> str:
     if len(values) == 1:
-        return _number(values[0])
-    return "[" + ", ".join(_number(v) for v in values) + "]"
+        return number(values[0], 4)
+    return "[" + ", ".join(number(v, 4) for v in values) + "]"
 
 
 def bound_margin(values: Iterable[float], above: float | None = None, below: float | None = None) -> float:

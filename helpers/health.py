@@ -19,16 +19,16 @@ torch's global random state), and returns a :class:`HealthReport` with
   chapter that explains it.
 
 In a notebook the report renders as a table plus its findings; :meth:`HealthReport.plot`
-draws a one-figure summary. Also available as ``helpers.monitor.report``.
+draws a one-figure summary (:func:`helpers.plots.health_figure`).
 
-Used by chapter 5 (diagnose your own network); built on :class:`helpers.monitor.Monitor`
-and :class:`helpers.monitor.preserved_state`.
+Used by chapter 5 (diagnose your own network). Its hooks are :class:`helpers.hooks.Hooks`,
+its statistics :class:`helpers.stats.Moments`, its judgement :mod:`helpers.rules`, its input
+coercion :mod:`helpers.inputs`; :class:`helpers.monitor.preserved_state` restores the model.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -38,10 +38,11 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_int, check_number
+from .collect import Collector, run_passes, weight_row
 from .inputs import as_batches
-from .layers import ACTIVATION_TYPES, WEIGHT_TYPES
-from .monitor import Monitor, preserved_state
-from .rules import HEALTHY_UPDATE_RATIO, PROBLEMS, Finding, findings
+from .layers import activation_layers, check_module, weight_layers
+from .monitor import preserved_state
+from .rules import PROBLEMS, Finding, findings
 
 OPTIMIZERS = ("sgd", "adam")
 MODES = ("train", "eval")
@@ -139,208 +140,30 @@ class HealthReport:
         return f"<div>{head}{verdict}{notes}{table}</div>"
 
     def plot(self, title: str | None = None):
-        """A one-figure summary (2 × 2 panels): activation spread with the backward signal
-        (the gradient RMS at each activation), dead and saturated shares, weight-gradient RMS
-        and update ratio per layer, with the thresholds drawn and flagged layers marked by a
-        red cross. Returns the matplotlib Figure.
-        """
-        import matplotlib.pyplot as plt
+        """A one-figure summary of the report: :func:`helpers.plots.health_figure`."""
+        from .plots import health_figure
 
-        acts = self.layers[self.layers.kind == "activation"].reset_index(drop=True)
-        weights = self.layers[self.layers.kind == "weight"].reset_index(drop=True)
-        flagged = {(f.layer, f.problem) for f in self.findings}
-        fig, axes = plt.subplots(2, 2, figsize=(9, 6.2))
-        t = self.thresholds
-
-        def mark(ax, frame, column, problems, log):
-            xs = [i for i, name in enumerate(frame.layer) if any((name, p) in flagged for p in problems)]
-            ys = frame[column].iloc[xs].to_numpy(dtype=float)
-            if log:
-                ys = np.where(ys > 0, ys, np.nan)
-            ax.plot(xs, ys, "x", color="red", markersize=9, mew=2, zorder=5)
-
-        def positive(series):
-            values = series.to_numpy(dtype=float)
-            return np.where(values > 0, values, np.nan)
-
-        def zeros(ax, series):  # values of exactly 0 have no place on a log scale: mark them at the bottom
-            xs = np.flatnonzero(series.to_numpy(dtype=float) == 0)
-            if len(xs):
-                ax.plot(xs, np.full(len(xs), 0.03), "v", color="gray", transform=ax.get_xaxis_transform(),
-                        label="exactly 0 (bottom)")
-
-        def axis_labels(ax, frame):
-            ax.set_xlim(-0.5, len(frame) - 0.5)  # room for the end markers, even with two layers
-            ax.set_xticks(range(len(frame)))
-            if len(frame) <= 12:
-                ax.set_xticklabels([short_name(n) for n in frame.layer], rotation=35, ha="right", fontsize=8)
-            else:
-                ax.set_xticks(range(0, len(frame), math.ceil(len(frame) / 10)))
-                ax.set_xlabel("layer (execution order)")
-
-        ax = axes[0, 0]
-        if len(acts):
-            ax.plot(positive(acts.act_std), "o-", label="std")
-            ax.plot(positive(acts.example_std), "s--", label="std across examples")
-            ax.plot(positive(acts.act_grad_rms), "^:", label="backward signal (gradient RMS)")
-            ax.axhline(t["min_example_std"], color="gray", ls=":", lw=1,
-                       label="collapse threshold (std across examples)")
-            mark(ax, acts, "example_std", ["collapsed"], True)
-            mark(ax, acts, "act_grad_rms", ["exploding", "vanishing"], True)
-            ax.set_yscale("log")
-            zeros(ax, acts.act_std)
-            axis_labels(ax, acts)
-        ax.set_ylabel("std / gradient RMS")
-        ax.set_title("Activations: spread and backward signal", fontsize=10)
-
-        ax = axes[0, 1]
-        if len(acts):
-            ax.plot(acts.frac_dead.to_numpy(dtype=float), "D-", color="C4", label="dead units")
-            ax.plot(acts.frac_saturated.to_numpy(dtype=float), "v--", color="C5", label="saturated outputs")
-            ax.axhline(t["dead_fraction"], color="gray", ls="--", lw=1, label="dead / saturated threshold")
-            mark(ax, acts, "frac_dead", ["dead"], False)
-            mark(ax, acts, "frac_saturated", ["saturated"], False)
-            axis_labels(ax, acts)
-        ax.set_ylim(-0.05, 1.05)
-        ax.set_ylabel("fraction")
-        ax.set_title("Activations: dead and saturated", fontsize=10)
-
-        ax = axes[1, 0]
-        if len(weights):
-            ax.plot(positive(weights.grad_rms), "o-")
-            mark(ax, weights, "grad_rms", ["vanishing", "exploding"], True)
-            ax.set_yscale("log")
-            zeros(ax, weights.grad_rms)
-            axis_labels(ax, weights)
-        ax.set_ylabel("weight-gradient RMS")
-        ax.set_title("Gradients per weight layer", fontsize=10)
-
-        ax = axes[1, 1]
-        if len(weights):
-            low, high = t["update_ratio_range"]
-            ax.axhspan(low, high, color="green", alpha=0.08)
-            ax.axhline(HEALTHY_UPDATE_RATIO, color="green", ls=":", lw=1)
-            ax.plot(positive(weights.update_ratio), "o-")
-            mark(ax, weights, "update_ratio", ["update_small", "update_large"], True)
-            ax.set_yscale("log")
-            zeros(ax, weights.update_ratio)
-            axis_labels(ax, weights)
-        ax.set_ylabel(f"update ratio ({self.optimizer}, lr={self.lr:g})")
-        ax.set_title("Update / weight per step", fontsize=10)
-        verdict = "no problem found" if self.ok else ", ".join(sorted(self.problems))
-        fig.suptitle(title or f"Health report: {verdict}", fontsize=11)
-        legend = {}  # one legend for all panels, below them, so that it never hides a point
-        for ax in axes.flat:
-            for handle, label in zip(*ax.get_legend_handles_labels()):
-                legend.setdefault(label, handle)
-        legend["flagged by the report"] = plt.Line2D([], [], color="red", marker="x", ls="", markersize=9, mew=2)
-        fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=3, fontsize=8, frameon=False)
-        # fixed margins (room for the rotated layer names and the legend): tight_layout would
-        # cost a full extra draw, and the live explorer must redraw this figure within a second
-        fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.21, hspace=0.72, wspace=0.3)
-        return fig
+        return health_figure(self, title)
 
 
-# -- collecting ------------------------------------------------------------------------------------
-class _UnitTracker:
-    """Forward hooks that accumulate per-unit statistics over every pass, and the order in
-    which layers first run. A unit is a feature (dim 1) or a conv channel."""
-
-    def __init__(self, acts: list[tuple[str, nn.Module]], weights: list[tuple[str, nn.Module]]) -> None:
-        self.acts, self.weights = acts, weights
-        self.order: dict[str, int] = {}
-        self.units: dict[str, dict[int, dict[str, torch.Tensor]]] = {}
-        self.non_finite: set[str] = set()
-        self.grad_sq: dict[str, list] = {}
-        self._handles: list = []
-
-    def __enter__(self) -> _UnitTracker:
-        for name, module in self.acts:
-            self._handles.append(module.register_forward_hook(self._act_hook(name)))
-        for name, module in self.weights:
-            self._handles.append(module.register_forward_hook(self._order_hook(name)))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def _order_hook(self, name: str) -> Callable:
-        def hook(module, inputs, output) -> None:
-            self.order.setdefault(name, len(self.order) + 1)
-
-        return hook
-
-    def _act_hook(self, name: str) -> Callable:
-        def hook(module, inputs, output) -> None:
-            self.order.setdefault(name, len(self.order) + 1)
-            if not isinstance(output, torch.Tensor) or output.ndim < 2:
-                return
-            if output.requires_grad:
-                try:
-                    output.register_hook(self._grad_hook(name))
-                except RuntimeError:  # e.g. a view modified in place later; skip its gradient
-                    pass
-            out = output.detach().to(torch.float64)
-            if not torch.isfinite(out).all():
-                self.non_finite.add(name)
-            flat = out.transpose(0, 1).reshape(out.shape[1], -1)
-            per_size = self.units.setdefault(name, {})
-            acc = per_size.get(flat.shape[0])
-            stats = {
-                "alive": (flat != 0).any(dim=1), "sum": flat.sum(dim=1), "sumsq": (flat * flat).sum(dim=1),
-                "count": torch.tensor(float(flat.shape[1]), dtype=torch.float64),
-            }
-            if acc is None:
-                per_size[flat.shape[0]] = stats
-            else:
-                acc["alive"] |= stats["alive"]
-                for key in ("sum", "sumsq", "count"):
-                    acc[key] += stats[key]
-
-        return hook
-
-    def _grad_hook(self, name: str) -> Callable:
-        def hook(grad: torch.Tensor) -> None:
-            g = grad.detach().to(torch.float64)
-            if not torch.isfinite(g).all():
-                self.non_finite.add(name)
-            total = self.grad_sq.setdefault(name, [0.0, 0])
-            total[0] += float((g * g).sum())
-            total[1] += g.numel()
-
-        return hook
-
-    def grad_rms(self, name: str) -> float:
-        """RMS of the loss gradient with respect to the layer's outputs, over every pass."""
-        sq, n = self.grad_sq.get(name, (0.0, 0))
-        return math.sqrt(sq / n) if n else float("nan")
-
-    def unit_stats(self, name: str) -> tuple[float, float]:
-        """(fraction of dead units, std across examples averaged over live units)."""
-        per_size = self.units.get(name)
-        if not per_size:
-            return float("nan"), float("nan")
-        alive = torch.cat([acc["alive"] for acc in per_size.values()])
-        variances = []
-        for acc in per_size.values():
-            mean = acc["sum"] / acc["count"]
-            var = (acc["sumsq"] / acc["count"] - mean * mean).clamp_min(0.0)
-            variances.append(var[acc["alive"]])
-        var = torch.cat(variances)
-        example_std = float(var.mean().sqrt()) if var.numel() else float("nan")
-        return float((~alive).float().mean()), example_std
-
-
-def short_name(layer: str, width: int = 14) -> str:
-    """A layer name short enough for a tick label: ``hidden7`` → ``h7``, long paths keep their end.
-
-    >>> short_name("hidden7"), short_name("stages.2.blocks.1.conv2")
-    ('h7', '…locks.1.conv2')
-    """
-    name = layer.replace("hidden", "h")
-    return name if len(name) <= width else "…" + name[-(width - 1):]
+def _check_thresholds(dead_fraction, saturated_fraction, min_example_std, vanishing_ratio, exploding_ratio,
+                      update_ratio_range) -> dict[str, object]:
+    check_number("dead_fraction", dead_fraction, minimum=0.0, maximum=1.0)
+    check_number("saturated_fraction", saturated_fraction, minimum=0.0, maximum=1.0)
+    check_number("min_example_std", min_example_std, minimum=0.0)
+    check_number("vanishing_ratio", vanishing_ratio, minimum=0.0, strict=True)
+    check_number("exploding_ratio", exploding_ratio, minimum=0.0, strict=True)
+    if vanishing_ratio >= exploding_ratio:
+        raise ValueError(f"vanishing_ratio={vanishing_ratio!r} must be below exploding_ratio={exploding_ratio!r}")
+    if not (isinstance(update_ratio_range, (tuple, list)) and len(update_ratio_range) == 2):
+        raise TypeError(f"update_ratio_range must be a (low, high) pair, got {update_ratio_range!r}")
+    low = check_number("update_ratio_range[0]", update_ratio_range[0], minimum=0.0)
+    high = check_number("update_ratio_range[1]", update_ratio_range[1], minimum=0.0)
+    if not low < high:
+        raise ValueError(f"update_ratio_range={update_ratio_range!r} is not valid; give (low, high) with low < high")
+    return {"dead_fraction": dead_fraction, "saturated_fraction": saturated_fraction,
+            "min_example_std": min_example_std, "vanishing_ratio": vanishing_ratio,
+            "exploding_ratio": exploding_ratio, "update_ratio_range": (low, high)}
 
 
 def report(
@@ -431,116 +254,37 @@ def report(
     >>> print(report(net, (x, y)).findings[0])
     hidden1.act: 100 % of units dead over these 128 examples — see the dead-ReLU chapter (04_dead_relu.ipynb)
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module("model", model)
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable(output, target) or None, got {loss_fn!r}")
     lr = check_number("lr", lr, minimum=0.0, strict=True)
     check_choice("optimizer", optimizer, OPTIMIZERS)
-    check_int("n_batches", n_batches, minimum=1)
-    check_int("batch_size", batch_size, minimum=1)
     check_choice("mode", mode, MODES)
     check_int("seed", seed, minimum=0)
-    check_number("dead_fraction", dead_fraction, minimum=0.0, maximum=1.0)
-    check_number("saturated_fraction", saturated_fraction, minimum=0.0, maximum=1.0)
-    check_number("min_example_std", min_example_std, minimum=0.0)
-    check_number("vanishing_ratio", vanishing_ratio, minimum=0.0, strict=True)
-    check_number("exploding_ratio", exploding_ratio, minimum=0.0, strict=True)
-    if vanishing_ratio >= exploding_ratio:
-        raise ValueError(f"vanishing_ratio={vanishing_ratio!r} must be below exploding_ratio={exploding_ratio!r}")
-    if not (isinstance(update_ratio_range, (tuple, list)) and len(update_ratio_range) == 2):
-        raise TypeError(f"update_ratio_range must be a (low, high) pair, got {update_ratio_range!r}")
-    low = check_number("update_ratio_range[0]", update_ratio_range[0], minimum=0.0)
-    high = check_number("update_ratio_range[1]", update_ratio_range[1], minimum=0.0)
-    if not low < high:
-        raise ValueError(f"update_ratio_range={update_ratio_range!r} is not valid; give (low, high) with low < high")
-    batches = as_batches(data, target, n_batches=n_batches, batch_size=batch_size, seed=seed)
+    thresholds = _check_thresholds(dead_fraction, saturated_fraction, min_example_std, vanishing_ratio,
+                                   exploding_ratio, update_ratio_range)
+    batches = as_batches(data, target, n_batches=check_int("n_batches", n_batches, minimum=1),
+                         batch_size=check_int("batch_size", batch_size, minimum=1), seed=seed)
     has_target = batches[0][1] is not None
     if loss_fn is not None and not has_target:
         raise ValueError("loss_fn was given but there are no targets; pass target= or data=(x, y)")
     if loss_fn is None and has_target:
         loss_fn = nn.functional.mse_loss if batches[0][1].is_floating_point() else nn.functional.cross_entropy
-    thresholds = {
-        "dead_fraction": dead_fraction, "saturated_fraction": saturated_fraction,
-        "min_example_std": min_example_std, "vanishing_ratio": vanishing_ratio,
-        "exploding_ratio": exploding_ratio, "update_ratio_range": (low, high),
-    }
-
-    named = [(n or type(m).__name__, m) for n, m in model.named_modules()]
-    acts = [(n, m) for n, m in named if isinstance(m, ACTIVATION_TYPES)]
-    weights = [(n, m) for n, m in named if isinstance(m, WEIGHT_TYPES)]
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else torch.device("cpu")
-    grads: dict[str, list[float]] = {n: [] for n, _ in weights}
-    nnz: dict[str, list[float]] = {n: [] for n, _ in weights}
-    losses: list[float] = []
-    non_finite_grads: set[str] = set()
-    passes = 0
-    noise = torch.Generator().manual_seed(seed + 1)
-
+    acts, weights = activation_layers(model), weight_layers(model)
     with preserved_state(model), torch.random.fork_rng(devices=[]):
         model.train(mode == "train")
         for p in model.parameters():
             p.grad = None
-        monitor = Monitor(model, every=1, gradients=False, updates=False, bins=1)
-        with monitor, _UnitTracker(acts, weights) as tracker, torch.enable_grad():
-            for xb, yb in batches:
-                out = model(xb.to(device))
-                passes += 1
-                if has_target:
-                    loss = loss_fn(out, yb.to(device))
-                else:
-                    if not isinstance(out, torch.Tensor):
-                        raise TypeError(f"model output is a {type(out).__name__}; give targets and a loss_fn for it")
-                    cotangent = torch.randn(out.shape, generator=noise).to(out.device, out.dtype)
-                    loss = (out * cotangent).sum() / max(len(out), 1)
-                losses.append(float(loss.detach()) if has_target else float("nan"))
-                if loss.requires_grad:
-                    loss.backward()
-                for name, module in weights:
-                    g = module.weight.grad
-                    if g is None:
-                        continue
-                    norm = float(g.detach().norm())
-                    if not math.isfinite(norm):
-                        non_finite_grads.add(name)
-                    grads[name].append(norm)
-                    nnz[name].append(float((g != 0).sum()))
-                model.zero_grad(set_to_none=True)
-        stats = monitor.to_frame()
-
-    act_means = stats.groupby(["layer", "quantity"]).value.mean().unstack() if len(stats) else pd.DataFrame()
-    rows = []
-    for name, module in acts:
-        if name not in tracker.order:
-            continue
-        frac_dead, example_std = tracker.unit_stats(name)
-        row = dict(layer=name, kind="activation", module=type(module).__name__, index=tracker.order[name],
-                   frac_dead=frac_dead, example_std=example_std, act_grad_rms=tracker.grad_rms(name))
-        for q in ("act_mean", "act_std", "frac_zero", "frac_saturated"):
-            row[q] = float(act_means.loc[name, q]) if name in act_means.index else float("nan")
-        rows.append(row)
-    for name, module in weights:
-        if name not in tracker.order:
-            continue
-        w = module.weight.detach()
-        weight_norm = float(w.norm())
-        norm = float(np.mean(grads[name])) if grads[name] else float("nan")
-        if optimizer == "sgd":
-            step = lr * norm
-        else:
-            step = lr * math.sqrt(float(np.mean(nnz[name]))) if nnz[name] else float("nan")
-        rows.append(dict(
-            layer=name, kind="weight", module=type(module).__name__, index=tracker.order[name],
-            grad_norm=norm, grad_rms=norm / math.sqrt(max(w.numel(), 1)), weight_norm=weight_norm,
-            update_ratio=step / weight_norm if weight_norm > 0 else float("inf"),
-        ))
+        with Collector(acts, weights) as collector, torch.enable_grad():
+            seen = run_passes(model, batches, weights, loss_fn, seed)
+    rows = [collector.activation_row(n, m) for n, m in acts if n in collector.order]
+    rows += [weight_row(n, m, collector.order[n], seen, lr, optimizer) for n, m in weights if n in collector.order]
     layers = pd.DataFrame(rows, columns=LAYER_COLUMNS).sort_values("index").reset_index(drop=True)
     for column in LAYER_COLUMNS[4:]:
         layers[column] = layers[column].astype(float)
-
     n_examples = sum(len(xb) for xb, _ in batches)
-    found = findings(layers, thresholds, n_examples, tracker.non_finite | non_finite_grads, losses, has_target)
+    found = findings(layers, thresholds, n_examples, collector.non_finite | seen.non_finite, seen.losses,
+                     has_target)
     notes = []
     if not has_target:
         notes.append("no targets given: gradients come from a random output gradient, so update ratios "
@@ -548,7 +292,5 @@ def report(
     if not acts:
         notes.append("no activation modules found (functional activations are not seen): "
                      "activation statistics are missing")
-    mean_loss = float(np.mean(losses)) if has_target else float("nan")
-    return HealthReport(layers, found, thresholds, n_examples, passes, lr, optimizer, mean_loss, notes)
-
-
+    mean_loss = float(np.mean(seen.losses)) if has_target else float("nan")
+    return HealthReport(layers, found, thresholds, n_examples, len(batches), lr, optimizer, mean_loss, notes)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .text import number
+
 PROBLEMS = ("dead", "saturated", "collapsed", "vanishing", "exploding", "update_small", "update_large")
 #: The chapter that explains each problem, as (notebook, the name a message gives it).
 #:
@@ -68,27 +70,14 @@ class Finding:
         return self.message
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.2g}" if (v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e3)) else f"{v:.3g}"
-
-
 def _finding(layer: str, problem: str, value: float, threshold: float, text: str) -> Finding:
     chapter, called = CHAPTERS[problem]
     return Finding(layer, problem, value, threshold, f"{layer}: {text} — see {called} ({chapter})", chapter)
 
 
-def findings(
-    layers: pd.DataFrame, t: dict, n_examples: int, non_finite: set[str], losses: list[float], has_target: bool
-) -> list[Finding]:
-    found: list[Finding] = []
-    acts = layers[layers.kind == "activation"]
-    weights = layers[layers.kind == "weight"]
-    if has_target and not all(math.isfinite(v) for v in losses):
-        found.append(_finding("loss", "exploding", float("inf"), float("inf"), "the loss is not finite"))
-    bad = layers[layers.layer.isin(non_finite)]
-    if len(bad):  # report where the non-finite values first appear
-        found.append(_finding(bad.layer.iloc[0], "exploding", float("inf"), float("inf"),
-                              "non-finite values (inf or NaN) in its outputs or gradient"))
+def _activation_findings(acts: pd.DataFrame, t: dict, n_examples: int) -> list[Finding]:
+    """dead, saturated and collapsed, layer by layer."""
+    found = []
     for row in acts.itertuples():
         if row.frac_dead > t["dead_fraction"]:
             found.append(_finding(row.layer, "dead", row.frac_dead, t["dead_fraction"],
@@ -99,44 +88,74 @@ def findings(
         if row.example_std < t["min_example_std"]:
             found.append(_finding(
                 row.layer, "collapsed", row.example_std, t["min_example_std"],
-                f"outputs barely vary across examples (std {_fmt(row.example_std)} < {t['min_example_std']:g}): "
+                f"outputs barely vary across examples (std {number(row.example_std)} < {t['min_example_std']:g}): "
                 "the signal has collapsed"))
-    # vanishing / exploding: the first weight layer's gradient RMS relative to the last one's;
-    # exploding also when the gradient w.r.t. the outputs grows from the last activation layer
-    # back to the first (forward growth can hide it from the weight gradients)
-    ratios = {}
-    for frame, column in ((weights, "grad_rms"), (acts, "act_grad_rms")):
-        values = frame[column].to_numpy(dtype=float)
-        usable = frame[np.isfinite(values) & (values > 0)]
-        if len(usable) >= 2:
-            first, last = usable.iloc[0], usable.iloc[-1]
-            ratios[column] = (first.layer, last.layer, first[column] / last[column])
-    if "grad_rms" in ratios:
-        first, last, ratio = ratios["grad_rms"]
+    return found
+
+
+def _first_to_last(frame: pd.DataFrame, column: str) -> tuple[str, str, float] | None:
+    """(first layer, last layer, first / last) over the layers with a finite, positive value."""
+    values = frame[column].to_numpy(dtype=float)
+    usable = frame[np.isfinite(values) & (values > 0)]
+    if len(usable) < 2:
+        return None
+    first, last = usable.iloc[0], usable.iloc[-1]
+    return first.layer, last.layer, first[column] / last[column]
+
+
+def _gradient_findings(acts: pd.DataFrame, weights: pd.DataFrame, t: dict, exploding: bool) -> list[Finding]:
+    """vanishing / exploding: the first weight layer's gradient RMS relative to the last one's;
+    exploding also when the gradient w.r.t. the outputs grows from the last activation layer
+    back to the first (forward growth can hide it from the weight gradients)."""
+    found = []
+    weight_ratio = _first_to_last(weights, "grad_rms")
+    if weight_ratio is not None:
+        first, last, ratio = weight_ratio
+        said = f"its weight gradient (RMS) is {number(ratio)} × that of the last layer ({last}): "
         if ratio < t["vanishing_ratio"]:
-            found.append(_finding(first, "vanishing", ratio, t["vanishing_ratio"],
-                                  f"its weight gradient (RMS) is {_fmt(ratio)} × that of the last layer ({last}): "
-                                  "vanishing gradients"))
+            found.append(_finding(first, "vanishing", ratio, t["vanishing_ratio"], said + "vanishing gradients"))
         elif ratio > t["exploding_ratio"]:
-            found.append(_finding(first, "exploding", ratio, t["exploding_ratio"],
-                                  f"its weight gradient (RMS) is {_fmt(ratio)} × that of the last layer ({last}): "
-                                  "exploding gradients"))
-    if "act_grad_rms" in ratios and "exploding" not in {f.problem for f in found}:
-        first, last, ratio = ratios["act_grad_rms"]
+            found.append(_finding(first, "exploding", ratio, t["exploding_ratio"], said + "exploding gradients"))
+    signal_ratio = _first_to_last(acts, "act_grad_rms")
+    if signal_ratio is not None and not exploding and not any(f.problem == "exploding" for f in found):
+        first, last, ratio = signal_ratio
         if ratio > t["exploding_ratio"]:
             found.append(_finding(first, "exploding", ratio, t["exploding_ratio"],
-                                  f"the gradient reaching its outputs is {_fmt(ratio)} × that at the last "
+                                  f"the gradient reaching its outputs is {number(ratio)} × that at the last "
                                   f"activation layer ({last}): exploding gradients"))
+    return found
+
+
+def _update_findings(weights: pd.DataFrame, t: dict) -> list[Finding]:
+    """update_small / update_large: the update-to-weight ratio of one step, layer by layer."""
+    found = []
     low, high = t["update_ratio_range"]
     for row in weights.itertuples():
+        said = (f"one step would change its weights by {number(row.update_ratio)} of their norm "
+                f"(healthy: about {HEALTHY_UPDATE_RATIO:g}); ")
         if row.update_ratio < low:
-            text = ("its gradient is exactly zero: it does not learn" if row.update_ratio == 0 else
-                    f"one step would change its weights by {_fmt(row.update_ratio)} of their norm "
-                    f"(healthy: about {HEALTHY_UPDATE_RATIO:g}); it barely learns")
+            zero = row.update_ratio == 0
+            text = "its gradient is exactly zero: it does not learn" if zero else said + "it barely learns"
             found.append(_finding(row.layer, "update_small", row.update_ratio, low, text))
         elif row.update_ratio > high:
             found.append(_finding(row.layer, "update_large", row.update_ratio, high,
-                                  f"one step would change its weights by {_fmt(row.update_ratio)} of their norm "
-                                  f"(healthy: about {HEALTHY_UPDATE_RATIO:g}); the learning rate is too large "
-                                  "for it"))
+                                  said + "the learning rate is too large for it"))
     return found
+
+
+def findings(
+    layers: pd.DataFrame, t: dict, n_examples: int, non_finite: set[str], losses: list[float], has_target: bool
+) -> list[Finding]:
+    """Every :class:`Finding` the per-layer table raises under the thresholds ``t``."""
+    found: list[Finding] = []
+    acts = layers[layers.kind == "activation"]
+    weights = layers[layers.kind == "weight"]
+    if has_target and not all(math.isfinite(v) for v in losses):
+        found.append(_finding("loss", "exploding", float("inf"), float("inf"), "the loss is not finite"))
+    bad = layers[layers.layer.isin(non_finite)]
+    if len(bad):  # report where the non-finite values first appear
+        found.append(_finding(bad.layer.iloc[0], "exploding", float("inf"), float("inf"),
+                              "non-finite values (inf or NaN) in its outputs or gradient"))
+    found += _activation_findings(acts, t, n_examples)
+    found += _gradient_findings(acts, weights, t, exploding=any(f.problem == "exploding" for f in found))
+    return found + _update_findings(weights, t)

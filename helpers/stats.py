@@ -118,3 +118,58 @@ def rms(x: torch.Tensor) -> float:
 def update_ratio(before: torch.Tensor, after: torch.Tensor) -> float:
     """‖after − before‖ / ‖before‖: the relative size of one update (Karpathy's ~1e-3 rule)."""
     return float((after - before).norm() / before.norm().clamp_min(1e-12))
+
+
+class Moments:
+    """Running sums over batches of one layer's outputs, for statistics over all of them.
+
+    Per unit: whether it was ever non-zero, the sum and the sum of squares of its values
+    (kept apart for each width a layer is called with); over all values: count, sum, sum of
+    squares, zeros and saturated outputs. :meth:`summary` gives the report's quantities.
+
+    >>> m = Moments()
+    >>> m.add(nn.ReLU(), torch.tensor([[0.0, 1.0], [0.0, 3.0]]))
+    >>> m.summary()["frac_dead"], m.summary()["example_std"]
+    (0.5, 1.0)
+    """
+
+    def __init__(self) -> None:
+        self.units: dict[int, list[torch.Tensor]] = {}  # width -> [alive, sum, sumsq, count]
+        self.total = torch.zeros(5, dtype=torch.float64)  # count, sum, sumsq, zeros, saturated
+        self.saturating = False
+
+    def add(self, module: nn.Module, out: torch.Tensor) -> None:
+        """Accumulate one output batch of ``module`` (at least two axes)."""
+        values = per_unit(out).to(torch.float64)
+        mask = saturated(module, values)
+        self.saturating = mask is not None
+        self.total += torch.stack([
+            torch.tensor(float(values.numel()), dtype=torch.float64), values.sum(), (values * values).sum(),
+            (values == 0).sum().to(torch.float64), mask.sum().to(torch.float64) if mask is not None
+            else torch.zeros((), dtype=torch.float64)])
+        new = [(values != 0).any(dim=1), values.sum(dim=1), (values * values).sum(dim=1),
+               torch.tensor(float(values.shape[1]), dtype=torch.float64)]
+        old = self.units.get(values.shape[0])
+        if old is None:
+            self.units[values.shape[0]] = new
+        else:
+            self.units[values.shape[0]] = [old[0] | new[0]] + [a + b for a, b in zip(old[1:], new[1:])]
+
+    def summary(self) -> dict[str, float]:
+        """act_mean, act_std, frac_zero, frac_saturated (NaN if not tanh/sigmoid), frac_dead, example_std."""
+        n, total, total_sq, zeros, sat = (float(v) for v in self.total)
+        if not n:
+            return dict.fromkeys(("act_mean", "act_std", "frac_zero", "frac_saturated", "frac_dead",
+                                  "example_std"), float("nan"))
+        alive = torch.cat([u[0] for u in self.units.values()])
+        variances = [((u[2] / u[3]) - (u[1] / u[3]) ** 2).clamp_min(0.0)[u[0]] for u in self.units.values()]
+        var = torch.cat(variances)
+        mean = total / n
+        return {
+            "act_mean": mean,
+            "act_std": max((total_sq - n * mean * mean) / max(n - 1.0, 1.0), 0.0) ** 0.5,  # as torch.std
+            "frac_zero": zeros / n,
+            "frac_saturated": sat / n if self.saturating else float("nan"),
+            "frac_dead": float((~alive).double().mean()),
+            "example_std": float(var.mean().sqrt()) if var.numel() else float("nan"),
+        }

@@ -56,3 +56,18 @@ def span(values, fmt: str = ".2f") -> str:
         raise ValueError("values is empty: there is no range to write")
     low, high = format(min(values), fmt), format(max(values), fmt)
     return low if low == high else f"{low}–{high}"
+
+
+def number(value: float, digits: int = 3) -> str:
+    """A measured number as the book prints it: ``digits`` significant digits, one fewer below
+    0.01 or from 1000 on (where an exponent carries the size); ``inf`` and ``nan`` as Python
+    spells them. Used by the health report's messages and the claims ledger.
+
+    >>> number(0.12345), number(0.0012345), number(12345.0), number(float("inf"))
+    ('0.123', '0.0012', '1.2e+04', 'inf')
+    """
+    if not math.isfinite(value):
+        return str(value)
+    if value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e3):
+        digits -= 1
+    return f"{value:.{max(digits, 1)}g}"

@@ -311,29 +311,51 @@ def fit(
     monitor = _as_monitor(model, monitor)
     cbs = ([_Attach(monitor)] if monitor is not None else []) + _as_callbacks(callbacks, clip_norm, clip_value)
     splits = [("train", x_train, y_train)] + ([("test", x_test, y_test)] if x_test is not None else [])
+    evaluation = _Evaluate(splits, eval_every, loss, device)
+    sampler = batches(len(x_train), batch_size, generator, sampling)
     show = (not building_book()) if progress is None else bool(progress)
-    status, sampler = "ok", batches(len(x_train), batch_size, generator, sampling)
+    status = _loop(run, sampler, (x_train, y_train), loss_fn, [evaluation, *cbs], device, show)
+    history = pd.DataFrame(run.rows, columns=HISTORY_COLUMNS)
+    return FitResult(history, status, run.step if status == "diverged" else None, run.step, model, monitor)
 
-    def record_eval() -> None:
-        for split, x, y in splits:
-            for metric, value in evaluate(model, x.to(device), y.to(device), loss).items():
+
+class _Evaluate(Callback):
+    """Loss and accuracy on every split at step 0, every ``every`` steps and at the end."""
+
+    def __init__(self, splits: list, every: int, loss: str | Callable, device: torch.device) -> None:
+        self.splits, self.every, self.loss, self.device = splits, every, loss, device
+
+    def record(self, run: Run) -> None:
+        for split, x, y in self.splits:
+            for metric, value in evaluate(run.model, x.to(self.device), y.to(self.device), self.loss).items():
                 run.log(metric, value, split)
 
-    model.train()
-    with tqdm(total=steps, disable=not show, desc="fit", leave=False) as bar:
-        for cb in cbs:
-            cb.on_fit_start(run)
+    def on_fit_start(self, run: Run) -> None:
+        self.record(run)
+
+    def after_step(self, run: Run) -> None:
+        if run.step % self.every == 0 or run.step == run.steps:
+            self.record(run)
+
+
+def _loop(run: Run, sampler: Iterator, train: tuple, loss_fn: Callable, cbs: list[Callback],
+          device: torch.device, show: bool) -> str:
+    """The steps of :func:`fit`; returns ``"ok"`` or ``"diverged"``."""
+    x_train, y_train = train
+    status = "ok"
+    run.model.train()
+    with tqdm(total=run.steps, disable=not show, desc="fit", leave=False) as bar:
         try:
-            record_eval()
-            for run.step in range(1, steps + 1):
-                idx = next(sampler)
-                run.xb, run.yb = ((x_train, y_train) if idx is None else (x_train[idx], y_train[idx]))
-                run.xb, run.yb = run.xb.to(device), run.yb.to(device)
+            for cb in cbs[1:]:  # the monitor first, then the user's; evaluation at step 0 after them
+                cb.on_fit_start(run)
+            cbs[0].on_fit_start(run)
+            for step in range(1, run.steps + 1):
+                run.step, idx = step, next(sampler)
+                xb, yb = (x_train, y_train) if idx is None else (x_train[idx], y_train[idx])
+                run.xb, run.yb = xb.to(device), yb.to(device)
                 if not _train_step(run, loss_fn, cbs):
                     status = "diverged"
                     break
-                if run.step % eval_every == 0 or run.step == steps:
-                    record_eval()
                 for cb in cbs:
                     cb.after_step(run)
                 bar.update(1)
@@ -342,6 +364,4 @@ def fit(
         finally:
             for cb in cbs:
                 cb.on_fit_end(run)
-    history = pd.DataFrame(run.rows, columns=HISTORY_COLUMNS)
-    diverged_step = run.step if status == "diverged" else None
-    return FitResult(history, status, diverged_step, run.step, model, monitor)
+    return status

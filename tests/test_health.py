@@ -12,12 +12,11 @@ from torch import nn
 
 matplotlib.use("Agg")
 
-from helpers.health import HealthReport, report
-from helpers.rules import PROBLEMS  # noqa: E402
-
 import helpers  # noqa: E402
 from helpers import init, models  # noqa: E402
 from helpers.data import load_digits  # noqa: E402
+from helpers.health import HealthReport, report  # noqa: E402
+from helpers.rules import PROBLEMS  # noqa: E402
 
 
 def batch(n=256, features=64, classes=10, seed=0, image=False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pytest
 
-from helpers import widgets
+from helpers import explorers, widgets
 
 
 def _plot(a, b="x"):
@@ -109,7 +109,7 @@ def test_live_explorer_shows_errors_instead_of_swallowing_them():
 def test_live_explorer_shows_computing_for_slow_runs(monkeypatch):
     import time
 
-    monkeypatch.setattr(widgets, "COMPUTING_DELAY", 0.05)
+    monkeypatch.setattr(explorers, "COMPUTING_DELAY", 0.05)
     seen = []
 
     def fn(a):
