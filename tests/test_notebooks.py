@@ -4,6 +4,7 @@ points at the repository of ``_config.yml``, have a kernelspec; ``_toc.yml`` lis
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,39 @@ def test_sources_are_named_not_numbered(path):
     nb = load(path)
     text = "\n".join(source(c) for c in nb["cells"])
     assert not re.findall(r"[Ss]ource[ _]?0\d\d", text), f"{path.name} numbers its sources"
+
+
+# -- thin chapters: the experiment in view, the plumbing in the package --------------------------------
+MAX_VISIBLE_LINES = 25  # non-blank lines of a code cell a reader sees
+MAX_CHAPTER_CODE = 2100  # non-blank code lines of all chapters together (3,817 before the package took them)
+HIDDEN = {"hide-input", "hide-cell", "remove-input", "remove-cell"}
+#: Code a chapter may write only in a cell that teaches it (tagged ``teaches``): hooks, optimizers, loops.
+PLUMBING = re.compile(r"register_(forward|full_backward|backward)_?(pre_)?hook|\.register_hook\(|torch\.optim\.|"
+                      r"\.backward\(\)[\s\S]*\.step\(\)")
+
+
+def code_lines(cell: dict) -> int:
+    return sum(1 for line in source(cell).splitlines() if line.strip())
+
+
+def tags(cell: dict) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_visible_code_cells_are_short(path):
+    long = [(i, code_lines(c)) for i, c in enumerate(code_cells(load(path)))
+            if code_lines(c) > MAX_VISIBLE_LINES and not tags(c) & HIDDEN]
+    assert not long, f"{path.name}: visible code cells over {MAX_VISIBLE_LINES} lines (index, lines): {long}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_hooks_optimizers_and_loops_only_where_taught(path):
+    found = [i for i, c in enumerate(code_cells(load(path))) if PLUMBING.search(source(c)) and "teaches" not in tags(c)]
+    assert not found, (f"{path.name}: code cells {found} register hooks, build an optimizer or run a training loop; "
+                       "use helpers (hooks.capture, train.fit with a callback) or tag a cell that teaches it 'teaches'")
+
+
+def test_chapters_hold_less_code_than_the_package():
+    total = sum(code_lines(c) for path in CHAPTERS for c in code_cells(load(path)))
+    assert total <= MAX_CHAPTER_CODE, f"the chapters hold {total} code lines, over {MAX_CHAPTER_CODE}"
