@@ -74,13 +74,13 @@ def _split(
     return Dataset(name, as_x(x[train]), as_y(y[train]), as_x(x[test]), as_y(y[test]), n_classes)
 
 
-def _rescale(ds: Dataset, scale: str, top: float) -> Dataset:
-    """Rescale pixel data whose raw maximum is ``top`` to the named ``scale``."""
-    if scale == "raw":
+def _rescale(ds: Dataset, pixels: str, top: float) -> Dataset:
+    """Rescale pixel data whose raw maximum is ``top`` to the named ``pixels`` scale."""
+    if pixels == "raw":
         return ds
-    if scale == "bytes":
+    if pixels == "bytes":
         f = lambda x: x * (255.0 / top)  # noqa: E731
-    elif scale == "unit":
+    elif pixels == "unit":
         f = lambda x: x / top  # noqa: E731
     else:  # standardized, with the training split's per-feature statistics
         mean = ds.x_train.mean(0, keepdim=True)
@@ -90,12 +90,12 @@ def _rescale(ds: Dataset, scale: str, top: float) -> Dataset:
 
 
 def load_digits(
-    scale: str = "standardized", *, flatten: bool = True, test_fraction: float = 0.25, seed: int = 0
+    pixels: str = "standardized", *, flatten: bool = True, test_fraction: float = 0.25, seed: int = 0
 ) -> Dataset:
     """scikit-learn's 8×8 handwritten digits (bundled, no download).
 
     Args:
-        scale: ``"raw"`` (0–16), ``"bytes"`` (0–255), ``"unit"`` (0–1) or
+        pixels: ``"raw"`` (0–16), ``"bytes"`` (0–255), ``"unit"`` (0–1) or
             ``"standardized"`` (per-pixel z-scores from the training split).
         flatten: 64 features per example if True, else images of shape (1, 8, 8).
         test_fraction: share of the 1,797 examples held out.
@@ -107,13 +107,13 @@ def load_digits(
     """
     from sklearn.datasets import load_digits as _sk_digits
 
-    check_choice("scale", scale, SCALES)
+    check_choice("pixels", pixels, SCALES)
     bunch = _sk_digits()
     x = bunch.data.astype(np.float32)
     if not flatten:
         x = x.reshape(-1, 1, 8, 8)
     ds = _split("digits", x, bunch.target, test_fraction, seed, 10)
-    return _rescale(ds, scale, 16.0)
+    return _rescale(ds, pixels, 16.0)
 
 
 def load_mnist1d(n_samples: int = 4000, *, seed: int = 42, test_fraction: float = 0.2) -> Dataset:
@@ -225,7 +225,7 @@ def load_fashion_mnist(
     root: str | os.PathLike = "~/.cache/trainability/fashion-mnist",
     *,
     download: bool = False,
-    scale: str = "unit",
+    pixels: str = "unit",
     flatten: bool = True,
     base_url: str = FASHION_MNIST_URL,
     files: dict[str, str] | None = None,
@@ -235,12 +235,12 @@ def load_fashion_mnist(
     Files are looked for in ``root``; missing ones are downloaded only if
     ``download=True``. Each file's SHA-256 is checked, and a download is written to a
     temporary file and renamed into place, so an interrupted download never leaves a
-    corrupt cache. ``scale`` is ``"bytes"`` (0–255, as stored), ``"raw"`` (the same),
+    corrupt cache. ``pixels`` is ``"bytes"`` (0–255, as stored), ``"raw"`` (the same),
     ``"unit"`` or ``"standardized"``.
 
     >>> ds = load_fashion_mnist(download=True)  # doctest: +SKIP
     """
-    check_choice("scale", scale, SCALES)
+    check_choice("pixels", pixels, SCALES)
     files = FASHION_MNIST_FILES if files is None else files
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
@@ -267,4 +267,4 @@ def load_fashion_mnist(
         torch.from_numpy(arrays["t10k-labels"].astype(np.int64)),
         10,
     )
-    return _rescale(ds, "raw" if scale == "bytes" else scale, 255.0)
+    return _rescale(ds, "raw" if pixels == "bytes" else pixels, 255.0)

@@ -18,8 +18,8 @@ grid of control values, and returns
   the precomputed images. No kernel, no CDN, no network: it works from a web server
   and from ``file://``.
 
-The mode can also be forced with ``mode="live"`` or ``mode="static"``. The grid is
-bounded by ``MAX_COMBINATIONS`` in both modes, so a chapter cannot silently make
+The form can also be forced with ``form="live"`` or ``form="static"``. The grid is
+bounded by ``MAX_COMBINATIONS`` in both forms, so a chapter cannot silently make
 the build slow.
 
 Used by every chapter.
@@ -49,7 +49,7 @@ def explore(
     controls: Mapping[str, Sequence[Any]],
     *,
     title: str | None = None,
-    mode: str | None = None,
+    form: str | None = None,
     image_format: str = "webp",
     dpi: int = 100,
     max_combinations: int = MAX_COMBINATIONS,
@@ -64,7 +64,7 @@ def explore(
             anything else a menu; the first value is the initial setting unless ``initial``
             names another.
         title: a line shown above the controls.
-        mode: ``"live"``, ``"static"`` or ``None`` (static while the book is built, i.e.
+        form: ``"live"``, ``"static"`` or ``None`` (static while the book is built, i.e.
             ``TRAINABILITY_BUILD=1``; live otherwise).
         image_format: ``"webp"`` (smallest), ``"png"``, ``"svg"`` or ``"jpeg"``.
         dpi: resolution of the images.
@@ -78,13 +78,13 @@ def explore(
     ...     fig, ax = plt.subplots()
     ...     ax.plot([0, 1], [0, slope])
     ...     return fig
-    >>> explorer = explore(curve, {"slope": [1, 2, 3]}, mode="static")
+    >>> explorer = explore(curve, {"slope": [1, 2, 3]}, form="static")
     >>> len(explorer.frames)
     3
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    check_choice("mode", mode, ("live", "static", None))
+    check_choice("form", form, ("live", "static", None))
     check_choice("image_format", image_format, IMAGE_FORMATS)
     check_int("dpi", dpi, minimum=10)
     check_int("max_combinations", max_combinations, minimum=1)
@@ -92,8 +92,8 @@ def explore(
     if progress is not None and not isinstance(progress, str):
         raise TypeError(f"progress must be a string or None, got {type(progress).__name__}")
     start = initial_setting(clean, initial)
-    mode = mode or ("static" if building_book() else "live")
-    if mode == "static":
+    form = form or ("static" if building_book() else "live")
+    if form == "static":
         return StaticExplorer(fn, clean, title=title, image_format=image_format, dpi=dpi, initial=start)
     return LiveExplorer(fn, clean, title=title, image_format=image_format, dpi=dpi, progress=progress,
                         initial=start)

@@ -28,7 +28,7 @@ def _figure(depth: int, activation: str, log: bool):
 @pytest.fixture(scope="module")
 def explorer_page(tmp_path_factory) -> tuple[Path, dict]:
     explorer = explore(_figure, {"depth": [2, 4, 8], "activation": ["tanh", "relu"], "log": [False, True]},
-                       title="test explorer", mode="static")
+                       title="test explorer", form="static")
     directory = tmp_path_factory.mktemp("explorer")
     page = directory / "index.html"
     head = "<meta charset='utf-8'><title>t</title><link rel='icon' href='data:,'>"

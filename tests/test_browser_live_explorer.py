@@ -58,7 +58,7 @@ def activation_spread(depth: int, activation: str, log_scale: bool):
 
 widgets.explore(activation_spread, {"depth": [2, 5, 10, 20], "activation": ["tanh", "relu", "sigmoid"],
                                     "log_scale": [True, False]},
-                title="Activation spread at initialization", mode="live")"""
+                title="Activation spread at initialization", form="live")"""
 
 FRAGILE = f"""\
 import time
@@ -74,7 +74,7 @@ def fragile(case: str):
     return fig
 
 
-widgets.explore(fragile, {{"case": ["fine", "slow", "broken"]}}, mode="live", progress="{PROGRESS}")"""
+widgets.explore(fragile, {{"case": ["fine", "slow", "broken"]}}, form="live", progress="{PROGRESS}")"""
 
 # Errors that Notebook 7.6.5 logs while it starts, with or without widgets (an empty notebook gives
 # them too): its shortcuts plugin reads the settings schema of a JupyterLab plugin that Notebook 7

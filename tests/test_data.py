@@ -184,18 +184,18 @@ def fashion_files(tmp_path, write_idx):
 
 def test_fashion_loads_from_cache(fashion_files):
     source, digests, arrays = fashion_files
-    ds = data.load_fashion_mnist(source, files=digests, scale="bytes")
+    ds = data.load_fashion_mnist(source, files=digests, pixels="bytes")
     assert ds.name == "fashion-mnist" and ds.n_classes == 10
     assert ds.x_train.shape == (N_TRAIN, 784) and ds.x_test.shape == (N_TEST, 784)
     np.testing.assert_array_equal(ds.x_train.numpy(), arrays["train-images-idx3-ubyte.gz"].reshape(N_TRAIN, -1))
     np.testing.assert_array_equal(ds.y_test.numpy(), arrays["t10k-labels-idx1-ubyte.gz"])
     assert ds.y_train.dtype == torch.int64 and ds.x_train.dtype == torch.float32
-    unit = data.load_fashion_mnist(source, files=digests, scale="unit", flatten=False)
+    unit = data.load_fashion_mnist(source, files=digests, pixels="unit", flatten=False)
     assert unit.input_shape == (1, 28, 28)
     torch.testing.assert_close(unit.x_train.reshape(N_TRAIN, -1), ds.x_train / 255)
-    raw = data.load_fashion_mnist(source, files=digests, scale="raw")
+    raw = data.load_fashion_mnist(source, files=digests, pixels="raw")
     assert torch.equal(raw.x_test, ds.x_test)
-    std = data.load_fashion_mnist(source, files=digests, scale="standardized")
+    std = data.load_fashion_mnist(source, files=digests, pixels="standardized")
     torch.testing.assert_close(std.x_train.mean(0), torch.zeros(784), atol=1e-5, rtol=0)
 
 
@@ -217,7 +217,7 @@ def test_fashion_missing_without_download(tmp_path, fashion_files):
 def test_fashion_download_from_file_url(tmp_path, fashion_files):
     source, digests, arrays = fashion_files
     cache = tmp_path / "cache"
-    ds = data.load_fashion_mnist(cache, download=True, base_url=source.as_uri() + "/", files=digests, scale="bytes")
+    ds = data.load_fashion_mnist(cache, download=True, base_url=source.as_uri() + "/", files=digests, pixels="bytes")
     assert sorted(p.name for p in cache.iterdir()) == sorted(digests)  # cached, no leftover .part files
     for name, digest in digests.items():
         assert data.sha256_of(cache / name) == digest
@@ -225,7 +225,7 @@ def test_fashion_download_from_file_url(tmp_path, fashion_files):
     # A second call reads the cache: it works with the source gone.
     for p in source.iterdir():
         p.unlink()
-    again = data.load_fashion_mnist(cache, files=digests, scale="bytes")
+    again = data.load_fashion_mnist(cache, files=digests, pixels="bytes")
     assert torch.equal(again.x_test, ds.x_test)
 
 

@@ -25,7 +25,7 @@ HISTS = pd.DataFrame({"step": [1], "layer": ["a"], "index": [1], "bin_left": [0.
 CASES = [
     # helpers.data
     ("digits scale", lambda: data.load_digits("pixels"), ValueError,
-     r"scale='pixels' is not valid; choose one of: 'raw', 'bytes', 'unit', 'standardized'"),
+     r"pixels='pixels' is not valid; choose one of: 'raw', 'bytes', 'unit', 'standardized'"),
     ("digits test_fraction too big", lambda: data.load_digits(test_fraction=1.5), ValueError,
      r"test_fraction=1\.5 is not valid; it must be <= 0\.9"),
     ("digits test_fraction zero", lambda: data.load_digits(test_fraction=0), ValueError,
@@ -37,7 +37,7 @@ CASES = [
     ("blobs spread", lambda: data.make_blobs(spread=0), ValueError, r"spread=0\.0 is not valid; it must be > 0"),
     ("blobs n_features type", lambda: data.make_blobs(n_features=2.5), TypeError,
      r"n_features must be an int, got 2\.5 of type float"),
-    ("fashion scale", lambda: data.load_fashion_mnist(scale="grey"), ValueError, r"scale='grey' is not valid"),
+    ("fashion scale", lambda: data.load_fashion_mnist(pixels="grey"), ValueError, r"pixels='grey' is not valid"),
     # helpers.models
     ("activation name", lambda: models.activation("swish"), ValueError,
      r"activation='swish' is not valid; choose one of: 'sigmoid', 'tanh', 'relu'"),

@@ -17,30 +17,30 @@ def _plot(a, b="x"):
 
 def test_grid_over_the_limit_is_refused_with_its_size():
     with pytest.raises(ValueError, match=r"72 combinations .*limit of 60"):
-        widgets.explore(_plot, {"a": list(range(12)), "b": list("abcdef")}, mode="static")
+        widgets.explore(_plot, {"a": list(range(12)), "b": list("abcdef")}, form="static")
 
 
 def test_grid_limit_applies_in_live_mode_too():
     with pytest.raises(ValueError, match="combinations"):
-        widgets.explore(_plot, {"a": list(range(61))}, mode="live")
+        widgets.explore(_plot, {"a": list(range(61))}, form="live")
 
 
 @pytest.mark.parametrize("controls", [{}, {"a": []}, {"a": "abc"}, {"not an identifier": [1]}, {"a": [1, 1]}])
 def test_bad_controls_are_refused(controls):
     with pytest.raises((ValueError, TypeError), match="controls|control"):
-        widgets.explore(_plot, controls, mode="static")
+        widgets.explore(_plot, controls, form="static")
 
 
 def test_bad_mode_and_format():
-    with pytest.raises(ValueError, match="mode='web'"):
-        widgets.explore(_plot, {"a": [1]}, mode="web")
+    with pytest.raises(ValueError, match="form=.web."):
+        widgets.explore(_plot, {"a": [1]}, form="web")
     with pytest.raises(ValueError, match="image_format='gif'"):
         widgets.explore(_plot, {"a": [1]}, image_format="gif")
 
 
 def test_function_must_return_a_figure():
     with pytest.raises(TypeError, match="matplotlib Figure"):
-        widgets.explore(lambda a: 1, {"a": [1]}, mode="static")
+        widgets.explore(lambda a: 1, {"a": [1]}, form="static")
 
 
 def test_mode_follows_the_build_variable(monkeypatch):
@@ -57,7 +57,7 @@ def test_static_explorer_precomputes_every_setting():
         calls.append((a, b))
         return _plot(a, b)
 
-    explorer = widgets.explore(fn, {"a": [1, 2, 3], "b": ["x", "y"]}, mode="static")
+    explorer = widgets.explore(fn, {"a": [1, 2, 3], "b": ["x", "y"]}, form="static")
     assert sorted(calls) == sorted((a, b) for a in [1, 2, 3] for b in "xy")
     assert set(explorer.frames) == {f"{i}-{j}" for i in range(3) for j in range(2)}
     assert len(set(explorer.frames.values())) == 6
@@ -76,7 +76,7 @@ def test_live_explorer_reruns_on_value_change_and_memoizes():
         calls.append((a, b))
         return _plot(a, b)
 
-    explorer = widgets.explore(fn, {"a": [1, 2, 3], "b": ["x", "y"]}, mode="live")
+    explorer = widgets.explore(fn, {"a": [1, 2, 3], "b": ["x", "y"]}, form="live")
     assert isinstance(explorer.widget, ipywidgets.VBox)
     assert isinstance(explorer.controls["a"], ipywidgets.SelectionSlider)
     assert explorer.controls["a"].continuous_update is False
@@ -99,7 +99,7 @@ def test_live_explorer_shows_errors_instead_of_swallowing_them():
             raise RuntimeError("boom at a=2")
         return _plot(a)
 
-    explorer = widgets.explore(fn, {"a": [1, 2]}, mode="live")
+    explorer = widgets.explore(fn, {"a": [1, 2]}, form="live")
     explorer.controls["a"].value = 2
     assert "boom at a=2" in explorer.last_error
     assert "error" in explorer.status.value
@@ -119,7 +119,7 @@ def test_live_explorer_shows_computing_for_slow_runs(monkeypatch):
 
     holder = {}
     explorer_status = lambda: holder["e"].status.value if "e" in holder else ""  # noqa: E731
-    holder["e"] = widgets.explore(_plot, {"a": [1, 2]}, mode="live")
+    holder["e"] = widgets.explore(_plot, {"a": [1, 2]}, form="live")
     holder["e"].fn = fn
     holder["e"].controls["a"].value = 2
     assert "computing" in seen[-1]
@@ -127,7 +127,7 @@ def test_live_explorer_shows_computing_for_slow_runs(monkeypatch):
 
 
 def test_toggle_control_for_booleans():
-    explorer = widgets.explore(lambda flag: _plot(2 if flag else 1), {"flag": [False, True]}, mode="live")
+    explorer = widgets.explore(lambda flag: _plot(2 if flag else 1), {"flag": [False, True]}, form="live")
     import ipywidgets
 
     assert isinstance(explorer.controls["flag"], ipywidgets.ToggleButtons)
@@ -158,7 +158,7 @@ def test_live_explorer_uses_only_core_widgets_and_never_output():
         return _plot(depth, activation)
 
     explorer = widgets.explore(fn, {"depth": [1, 2], "activation": ["tanh", "broken"], "log": [False, True]},
-                               title="all kinds", mode="live")
+                               title="all kinds", form="live")
     explorer.controls["activation"].value = "broken"  # the error view too
     models = {w._model_name for w in _tree(explorer.widget)}
     assert models <= CORE_MODELS, models - CORE_MODELS
@@ -170,23 +170,23 @@ def test_live_explorer_uses_only_core_widgets_and_never_output():
 
 
 def test_live_explorer_escapes_its_title():
-    explorer = widgets.explore(_plot, {"a": [1, 2]}, title="a < b & c", mode="live")
+    explorer = widgets.explore(_plot, {"a": [1, 2]}, title="a < b & c", form="live")
     assert "a &lt; b &amp; c" in explorer.widget.children[0].value
 
 
 def test_computing_note_says_what_and_why():
-    plain = widgets.explore(_plot, {"a": [1, 2]}, mode="live")
+    plain = widgets.explore(_plot, {"a": [1, 2]}, form="live")
     assert "computing this setting" in plain.computing_note()
     assert "first time only" in plain.computing_note()
-    told = widgets.explore(_plot, {"a": [1, 2]}, mode="live", progress="training <3> nets")
+    told = widgets.explore(_plot, {"a": [1, 2]}, form="live", progress="training <3> nets")
     assert "computing this setting: training &lt;3&gt; nets" in told.computing_note()
     with pytest.raises(TypeError, match="progress"):
-        widgets.explore(_plot, {"a": [1, 2]}, mode="live", progress=3)
-    assert isinstance(widgets.explore(_plot, {"a": [1, 2]}, mode="static", progress="x"), widgets.StaticExplorer)
+        widgets.explore(_plot, {"a": [1, 2]}, form="live", progress=3)
+    assert isinstance(widgets.explore(_plot, {"a": [1, 2]}, form="static", progress="x"), widgets.StaticExplorer)
 
 
 def test_live_explorer_hides_the_figure_of_another_setting_under_an_error():
-    explorer = widgets.explore(lambda a: _plot(1 / a), {"a": [1, 0]}, mode="live")
+    explorer = widgets.explore(lambda a: _plot(1 / a), {"a": [1, 0]}, form="live")
     explorer.controls["a"].value = 0
     assert "ZeroDivisionError" in explorer.error.value and explorer.image.layout.display == "none"
     explorer.controls["a"].value = 1
@@ -248,7 +248,7 @@ def test_live_explorer_sends_only_what_changed():
             raise RuntimeError("three")
         return _plot(a)
 
-    explorer = widgets.explore(fn, {"a": [1, 2, 3]}, mode="live")
+    explorer = widgets.explore(fn, {"a": [1, 2, 3]}, form="live")
     changes = []
     for w in _tree(explorer.widget):
         w.observe(lambda c: changes.append((c.owner._model_name, c.name)), names=["value", "children"])
@@ -266,10 +266,10 @@ def test_live_explorer_sends_only_what_changed():
 
 def test_explorer_opens_on_the_initial_setting_in_both_forms():
     controls = {"a": [1, 2, 3], "on": [False, True], "kind": ["x", "y"]}
-    static = widgets.explore(_plot_any, controls, mode="static", initial={"a": 3, "kind": "y"})
+    static = widgets.explore(_plot_any, controls, form="static", initial={"a": 3, "kind": "y"})
     page = static._repr_html_()
     assert 'data-key="2-0-1"' in page and 'value="2"' in page and '<option value="1" selected>' in page
-    live = widgets.explore(_plot_any, controls, mode="live", initial={"a": 3, "on": True})
+    live = widgets.explore(_plot_any, controls, form="live", initial={"a": 3, "on": True})
     assert live.setting() == {"a": 3, "on": True, "kind": "x"}
     assert live.calls == 1  # the opening figure is the initial setting's
 
@@ -282,7 +282,7 @@ def test_explorer_opens_on_the_initial_setting_in_both_forms():
 ])
 def test_bad_initial_setting_names_the_value_and_the_choices(initial, error, message):
     with pytest.raises(error, match=message):
-        widgets.explore(_plot_any, {"a": [1, 2, 3], "on": [False, True], "kind": ["x", "y"]}, mode="static",
+        widgets.explore(_plot_any, {"a": [1, 2, 3], "on": [False, True], "kind": ["x", "y"]}, form="static",
                         initial=initial)
 
 
