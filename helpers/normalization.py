@@ -225,15 +225,20 @@ def gradient_story(runs: Mapping[tuple, train.FitResult], x: torch.Tensor, seeds
     """The numbers behind the damper's gradient logs (``runs`` as for :func:`outcome_counts`).
 
     Picks the ReLU run that stalls with the largest :func:`fall` and the first leaky ReLU run
-    that diverges; with BatchNorm, compares the two nets' gradient sums step by step.
+    that diverges (``shown``, by label, with seed 0 of both nets with BatchNorm); with BatchNorm,
+    compares the two nets' gradient sums step by step.
     """
     stall = [s for s in seeds[None] if outcome(runs["relu", None, s]) == "stalls"]
     blowup = [s for s in seeds[None] if outcome(runs["leaky_relu", None, s]) == "diverges"]
     relu = max(stall, key=lambda s: fall(runs["relu", None, s]), default=0)
     bn = {a: [grad_sum(runs[a, "batch", s]).to_numpy() for s in seeds["batch"]] for a in ACT_NAMES}
     ratio = [10 ** np.abs(np.log10(r / k)) for r, k in zip(bn["relu"], bn["leaky_relu"])]  # larger ÷ smaller
+    leaky = blowup[0] if blowup else 0
+    shown = {f"ReLU (seed {relu})": runs["relu", None, relu], "ReLU + BatchNorm (seed 0)": runs["relu", "batch", 0],
+             f"leaky ReLU (seed {leaky})": runs["leaky_relu", None, leaky],
+             "leaky ReLU + BatchNorm (seed 0)": runs["leaky_relu", "batch", 0]}
     return SimpleNamespace(
-        stall_seeds=stall, blowup_seeds=blowup, s_relu=relu, s_leaky=blowup[0] if blowup else 0,
+        stall_seeds=stall, blowup_seeds=blowup, s_relu=relu, s_leaky=leaky, shown=shown,
         bn_late_gap=[r[20:].max() - 1 for r in ratio],       # largest relative difference from step 21 on
         bn_early_ratio=max(r[:20].max() for r in ratio),
         bn_fall=[g[0] / g[-1] for g in bn["relu"]],

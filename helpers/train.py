@@ -263,7 +263,7 @@ def fit(
     clip_norm: float | None = None,
     clip_value: float | None = None,
     loss: str | Callable = "cross_entropy",
-    eval_every: int = 50,
+    eval_every: int | None = 50,
     seed: int = 0,
     sampling: str = "epochs",
     device: str | torch.device = "cpu",
@@ -283,7 +283,8 @@ def fit(
         clip_norm: clip the total gradient norm to this (:class:`ClipGradNorm`).
         clip_value: clip each gradient entry to ``[-clip_value, clip_value]``.
         loss: ``"cross_entropy"`` (labels), ``"mse"`` (float targets) or ``loss(output, y)``.
-        eval_every: evaluate on both splits every this many steps (and at 0 and the end).
+        eval_every: evaluate on both splits every this many steps (and at 0 and the end);
+            ``None``: never (a callback measures what the run needs).
         seed: seeds batch sampling and any randomness inside the model (dropout, RReLU).
         sampling: ``"epochs"`` (reshuffle after each pass) or ``"random"`` (with replacement).
         device: where to train; the data are moved there batch by batch.
@@ -293,8 +294,9 @@ def fit(
         progress: show a tqdm bar; ``None`` means yes, except while building the book.
     """
     check_module("model", model)
-    for name, value in (("steps", steps), ("eval_every", eval_every)):
-        check_int(name, value, minimum=1)
+    check_int("steps", steps, minimum=1)
+    if eval_every is not None:
+        check_int("eval_every", eval_every, minimum=1)
     if batch_size is not None:
         check_int("batch_size", batch_size, minimum=1)
     check_number("lr", lr, minimum=0.0, strict=True)
@@ -311,7 +313,7 @@ def fit(
     monitor = _as_monitor(model, monitor)
     cbs = ([_Attach(monitor)] if monitor is not None else []) + _as_callbacks(callbacks, clip_norm, clip_value)
     splits = [("train", x_train, y_train)] + ([("test", x_test, y_test)] if x_test is not None else [])
-    evaluation = _Evaluate(splits, eval_every, loss, device)
+    evaluation = _Evaluate(splits if eval_every is not None else [], eval_every or 1, loss, device)
     sampler = batches(len(x_train), batch_size, generator, sampling)
     show = (not building_book()) if progress is None else bool(progress)
     status = _loop(run, sampler, (x_train, y_train), loss_fn, [evaluation, *cbs], device, show)
