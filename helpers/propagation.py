@@ -1,22 +1,19 @@
 r"""Measuring a signal through depth: the experiments of the initialization chapter.
 
 A layer :math:`y = Wx` multiplies the variance by :math:`n_\text{in}\operatorname{Var}[w]`
-(times :math:`\tfrac12` after a ReLU); these functions measure what a net actually does,
-layer by layer, at initialization and after a few training runs:
+(times :math:`\tfrac12` after a ReLU). These functions measure what nets actually do:
 
-- :func:`layer_outputs`, :func:`hidden_variances` — every activation's (or linear layer's)
-  output for one batch, through :func:`helpers.hooks.capture`;
-- :func:`layer_summary` — per-layer statistics and fixed-range histograms of such outputs;
-- :func:`measured_vs_predicted`, :func:`plot_measured_vs_predicted` — measurement against
-  :func:`helpers.init.predicted_variance` (Poole et al. 2016);
-- :func:`gradient_profile` — saturated share and per-layer gradient norms (one snapshot);
-- :func:`row_symmetry` — do a layer's units still compute the same function?
-- :func:`train_seeds`, :func:`final_numbers`, :func:`plot_median_loss` — repeated runs;
-- :func:`example_spread`, :func:`relu_moments`, :func:`jacobian_singular_values`;
-- :func:`class_subset`, :func:`fresh_head` — pre-training on some classes, fine-tuning on others;
-- :data:`EXPLORER_SCHEMES`, :func:`explorer_outputs`, :func:`activation_histograms`,
-  :func:`scale_ratios` — the chapter's explorer and the checks of what it shows;
-- :func:`second_moment` — :math:`\mathbb{E}_{z\sim N(0,q)}[\phi(z)^2]` by Gauss–Hermite quadrature.
+- outputs per layer — :func:`layer_outputs` (via :func:`helpers.hooks.capture`),
+  :func:`hidden_variances`, :func:`layer_summary`, :func:`example_spread`, :func:`init_spread`,
+  :func:`log_gaps`, :func:`gradient_profile`, :func:`row_symmetry`;
+- theory — :func:`measured_vs_predicted` (against :func:`helpers.init.predicted_variance`),
+  :func:`theory_table`, :func:`relu_moments` (fan-in/fan-out), :func:`jacobian_singular_values`,
+  :func:`second_moment` (Gauss–Hermite quadrature), :func:`lsuv_variances`;
+- runs over seeds — :func:`train_seeds`, :func:`final_numbers`, :func:`variances_by_seed`;
+  transfer — :func:`class_subset`, :func:`fresh_head`, :func:`fine_tune_vs_scratch`;
+- the explorer — :data:`EXPLORER_SCHEMES`, :func:`explorer_outputs`, :func:`scale_ratios`.
+
+The figures are in :mod:`helpers.propagation_plots`.
 
 >>> from helpers.models import mlp
 >>> [tuple(o.shape) for o in layer_outputs(mlp(8, 2, depth=2, width=4), torch.zeros(3, 8))]
@@ -29,12 +26,9 @@ import copy
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from torch import nn
 
 from . import init, models, monitor, stats, train
@@ -42,9 +36,6 @@ from ._checks import check_choice, check_int, check_number
 from .data import Dataset
 from .hooks import capture
 from .layers import activation_layers, check_module, weight_layers
-from .plots import training_curves
-
-CHANCE_10 = math.log(10)  # the cross-entropy of a uniform guess over ten classes
 
 
 def layer_outputs(net: nn.Module, x: torch.Tensor, where: str = "act") -> list[torch.Tensor]:
@@ -105,29 +96,15 @@ def measured_vs_predicted(outputs: Sequence[Sequence[torch.Tensor]], predicted: 
     return out.assign(ratio=out.measured / out.predicted)
 
 
-def plot_measured_vs_predicted(compare: pd.DataFrame, styles: Mapping[str, tuple[str, str, str]]) -> plt.Figure:
-    """Left: predicted variance per layer (lines) and the mean measurement (markers) of each
-    ``case``; right: every single draw's measured / predicted. ``styles``: case → (colour,
-    line style, marker), in the order of the legend."""
-    mean_measured = compare.groupby(["case", "layer"]).measured.mean()
-    fig, (ax, ax_ratio) = plt.subplots(1, 2, figsize=(9.5, 4.8), gridspec_kw={"width_ratios": [3, 2]})
-    handles = []
-    for case, (color, ls, marker) in styles.items():
-        pred = compare[(compare.case == case) & (compare.seed == compare.seed.min())]
-        ax.plot(pred.layer, pred.predicted, color=color, ls=ls, lw=1.5)
-        ax.plot(mean_measured[case].index, mean_measured[case].to_numpy(), color=color, marker=marker,
-                ls="none", markersize=6, markeredgecolor="white", markeredgewidth=0.5)
-        handles.append(plt.Line2D([], [], color=color, ls=ls, marker=marker, label=case))
-    ax.set(yscale="log", xlabel="layer", ylabel="variance of the layer's outputs",
-           title="Measured (markers, mean of 5 seeds)\nvs predicted (lines)")
-    sns.stripplot(data=compare, y="case", x="ratio", hue="case", palette={c: v[0] for c, v in styles.items()},
-                  ax=ax_ratio, size=3, legend=False, order=list(styles))
-    ax_ratio.axvline(1, color="grey", lw=1)
-    ax_ratio.set(xlabel="measured / predicted\n(each seed and layer)", ylabel="", title="Single draws")
-    ax_ratio.tick_params(axis="y", labelsize=9)
-    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
-    return fig
+def theory_table(compare: pd.DataFrame, cases: Sequence[str], layers: Sequence[int]) -> pd.DataFrame:
+    """Mean predicted and measured variance at some ``layers`` (a column pair each) and the range of
+    the single draws' measured / predicted, one row per case of :func:`measured_vs_predicted`."""
+    mean = compare.groupby(["case", "layer"])[["predicted", "measured"]].mean().unstack("layer")
+    table = mean[[(kind, n) for n in layers for kind in ("predicted", "measured")]].loc[list(cases)]
+    table.columns = pd.MultiIndex.from_tuples([(f"layer {n}", kind) for kind, n in table.columns])
+    ratio = compare.groupby("case").ratio
+    table[("single seeds", "÷ predicted")] = [f"{ratio.min()[c]:.2f}–{ratio.max()[c]:.2f}" for c in table.index]
+    return table.rename_axis(None)
 
 
 def gradient_profile(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, np.ndarray]:
@@ -140,13 +117,14 @@ def gradient_profile(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
 
 
 def row_symmetry(net: models.MLP) -> dict[str, float]:
-    """Per hidden block: the largest |row − row 1| of its weight and its number of distinct rows
-    (1: every unit computes the same function)."""
+    """Per hidden block ``hidden<i>``: the largest |row − row 1| of its weight, its number of
+    distinct rows (1: every unit computes the same function) and the std of the weight."""
     out = {}
     for i, block in enumerate(net.hidden_blocks(), start=1):
         w = block.linear.weight.detach()
         out[f"hidden{i}: max |row − row 1|"] = float((w - w[0]).abs().max())
         out[f"hidden{i}: distinct rows"] = len(torch.unique(w, dim=0))
+        out[f"hidden{i}: weight std"] = float(w.std())
     return out
 
 
@@ -177,16 +155,14 @@ def train_seeds(data: Dataset, seeds: Iterable[int], *, model: Mapping, init_kwa
     return pd.DataFrame(runs), pd.concat(histories, ignore_index=True)
 
 
-def plot_median_loss(history: pd.DataFrame, hue: str, title: str, chance: float = CHANCE_10) -> plt.Figure:
-    """Training loss per step, the median over the seeds of each ``hue`` group (one run's spike
-    does not move it), with the loss of chance as a dotted line."""
-    loss = history[history.metric == "loss"]
-    median = loss.groupby([hue, "step", "split", "metric"], sort=False, as_index=False).value.median()
-    fig = training_curves(median, "loss", hue=hue, title=title)
-    fig.axes[0].axhline(chance, color="grey", ls=":", lw=1)
-    fig.axes[0].annotate("chance: ln 10", (5, chance + 0.04), fontsize=8, color="grey")
-    fig.tight_layout()
-    return fig
+def variances_by_seed(x: torch.Tensor, seeds: Iterable[int], *, model: Mapping,
+                      init_kwargs: Mapping) -> pd.DataFrame:
+    """:func:`hidden_variances` of ``mlp(n_features, 10, **model)`` initialized with
+    ``init.init_(net, **init_kwargs, seed=seed)`` and fed ``x``: one row per seed, one column per
+    hidden layer (numbered from 1)."""
+    rows = {seed: hidden_variances(init.init_(models.mlp(x.shape[1], 10, **model), **init_kwargs, seed=seed), x)
+            for seed in seeds}
+    return pd.DataFrame(rows, index=range(1, len(next(iter(rows.values()))) + 1)).T.rename_axis("seed")
 
 
 def example_spread(out: torch.Tensor) -> float:
@@ -215,11 +191,13 @@ def init_spread(schemes: Mapping[str, str], x: torch.Tensor, seeds: Iterable[int
     return pd.DataFrame(rows), pd.DataFrame(between).rename_axis("seed")
 
 
-def decade_ticks(ax: plt.Axes) -> None:
-    """Label a log axis at 1, 2 and 5 of each decade, as plain numbers (``0.05``, not 5×10⁻²)."""
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+def log_gaps(spread: pd.DataFrame, a: str, b: str) -> tuple[float, float]:
+    """On a log scale, the largest gap between the mean curves of inits ``a`` and ``b`` (over
+    seeds, per layer) and the largest gap between two single draws (seeds) of ``b``."""
+    log_std = np.log(spread.pivot_table(index=["init", "seed"], columns="index", values="value"))
+    mean_log = log_std.groupby(level="init").mean()
+    draws = log_std.loc[b]
+    return float((mean_log.loc[a] - mean_log.loc[b]).abs().max()), float((draws.max() - draws.min()).max())
 
 
 def relu_moments(x: torch.Tensor, widths: Sequence[int], mode: str, seed: int = 1) -> tuple[list, list]:
@@ -246,22 +224,6 @@ def jacobian_singular_values(activation: str, scheme: str, seed: int, depth: int
     x = torch.randn(width, generator=torch.Generator().manual_seed(100 + seed))
     jac = torch.autograd.functional.jacobian(lambda v: net(v[None])[0], x)
     return torch.linalg.svdvals(jac).numpy()
-
-
-def plot_singular_values(sv: pd.DataFrame, depth: int) -> plt.Figure:
-    """Histograms of ``log10 singular value`` per ``weights`` kind, one panel per ``net`` kind."""
-    nets = list(dict.fromkeys(sv.net))
-    fig, axes = plt.subplots(1, len(nets), figsize=(8.5, 3.6), sharey=True, squeeze=False)
-    for ax, net_kind in zip(axes[0], nets):
-        sns.histplot(data=sv[sv.net == net_kind], x="log10 singular value", hue="weights", ax=ax,
-                     bins=np.arange(-12.125, 1.2, 0.25), element="step", stat="count", common_norm=False)
-        ax.set_title(f"{net_kind} net, {depth} layers", fontsize=12)
-        ax.set_xlabel("log₁₀ singular value of J", fontsize=11)
-        ax.set_ylabel("count", fontsize=11)
-        ax.tick_params(labelsize=10)
-        sns.move_legend(ax, "upper left", fontsize=10, title_fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def lsuv_variances(activation: str, batch: torch.Tensor, others: Mapping[str, torch.Tensor], *,
@@ -306,6 +268,23 @@ def fresh_head(net: nn.Module, n_out: int, seed: int) -> nn.Module:
     return net
 
 
+def fine_tune_vs_scratch(pretrained: nn.Module, ds: Dataset, classes: Sequence[int], n_trains: Iterable[int],
+                         seeds: Iterable[int], *, model: Mapping, init_kwargs: Mapping, **fit_kwargs) -> pd.DataFrame:
+    """Train on ``n_train`` examples of ``classes`` (:func:`class_subset`, drawn by the seed) from two
+    starts: ``pretrained`` with a fresh head (:func:`fresh_head`) and ``mlp(n_features, k, **model)``
+    initialized with ``init_kwargs``. One row per (n_train, seed, start) with the test accuracy."""
+    fit_kwargs.setdefault("eval_every", fit_kwargs.get("steps", 500))
+    rows = []
+    for n_train in n_trains:
+        for seed in seeds:
+            task = class_subset(ds, classes, n_train=n_train, seed=seed)
+            random_net = init.init_(models.mlp(task.n_features, task.n_classes, **model), **init_kwargs, seed=seed)
+            for start, net in (("pre-trained", fresh_head(pretrained, task.n_classes, seed)), ("random", random_net)):
+                result = train.fit(net, task, seed=seed, **fit_kwargs)
+                rows.append({"n_train": n_train, "seed": seed, "start": start, "test accuracy": result.final()})
+    return pd.DataFrame(rows)
+
+
 #: The explorer's schemes: name → init_ arguments for an activation.
 EXPLORER_SCHEMES: dict[str, Callable[[str], dict]] = {
     "Kaiming": lambda act: dict(scheme="kaiming_normal", activation=act),
@@ -320,31 +299,6 @@ def explorer_outputs(scheme: str, activation: str, depth: int, multiplier: float
     net = models.mlp(x.shape[1], 10, depth=depth, width=128, activation=activation, bias=False)
     init.init_(net, scale=check_number("multiplier", multiplier), seed=0, **EXPLORER_SCHEMES[scheme](activation))
     return layer_outputs(net, x)
-
-
-def activation_histograms(scheme: str, activation: str, depth: int, multiplier: str,
-                          x: torch.Tensor) -> plt.Figure:
-    """2 × 5 grid of activation histograms at ten layers of a fresh net (multiplier: "×1", "×0.5", ...)."""
-    multiplier = float(multiplier.lstrip("×"))
-    outs = explorer_outputs(scheme, activation, depth, multiplier, x)
-    shown = np.unique(np.linspace(0, depth - 1, 10).round().astype(int))
-    low, high = (-1.0, 1.0) if activation == "tanh" else (0.0, 3.0)
-    fig, axes = plt.subplots(2, 5, figsize=(8, 3.2), sharex=True, sharey=True)
-    for ax, i in zip(axes.flat, shown):
-        values = outs[i][outs[i] > 0] if activation == "relu" else outs[i].flatten()
-        counts, edges = np.histogram(values.clamp(low, high).numpy(), bins=31, range=(low, high))  # 0 mid-bin
-        ax.stairs(counts / max(counts.sum(), 1), edges, fill=True)
-        ax.text(0.5, 1.02, f"layer {i + 1}: {float(outs[i].std()):.2g}", transform=ax.transAxes,
-                ha="center", va="bottom", fontsize=9)
-        ax.grid(False)
-        if ax is not axes[1, 0]:  # tick labels on one panel only: cheap to draw for every setting
-            ax.tick_params(left=False, bottom=False, labelleft=False, labelbottom=False)
-    axes[1, 0].set(xticks=[low, (low + high) / 2, high], ylabel="share",
-                   xlabel="activation" + (" (> 0)" if activation == "relu" else ""))
-    fig.suptitle(f"{scheme}, {activation}, {depth} layers, weights × {multiplier:g}\n"
-                 "(panel titles: layer and std of its outputs)", fontsize=10)
-    fig.subplots_adjust(left=0.08, right=0.99, bottom=0.15, top=0.80, wspace=0.05, hspace=0.35)
-    return fig
 
 
 def scale_ratios(x: torch.Tensor, activations: Sequence[str], multipliers: Sequence[float],
