@@ -13,7 +13,8 @@ sigmoid). Both are measured with :mod:`helpers.stats`.
 - :func:`scaled`, :func:`pixels_net`, :func:`run`, :func:`final`, :func:`sweep`,
   :func:`remedy_table` — the unnormalized-pixels experiment (digits scaled to [0, top], one
   hidden layer of 300 units, SGD), memoized;
-- :func:`diary_net` — the debugging diary's nets (one with its gradient blocked);
+- :func:`diary_net`, :func:`fit_table` — the debugging diary's nets (one with its gradient
+  blocked) and a table of their runs;
 - :func:`neuron_loss`, :func:`neuron_loss_closed`, :func:`neuron_paths`, :func:`sign_flips` —
   one ReLU neuron :math:`\mathrm{ReLU}(wx)` fitted to :math:`\mathrm{ReLU}(x)`;
 - :func:`born_dead`, :func:`born_dead_closed` — the share of random ReLU nets dead at
@@ -24,7 +25,7 @@ sigmoid). Both are measured with :mod:`helpers.stats`.
 >>> blobs = make_blobs(100)
 >>> watch = DeadUnitWatch(blobs.x_train, every=5)
 >>> _ = train.fit(mlp(2, 4, depth=1, width=8), blobs, steps=10, progress=False, callbacks=[watch])
->>> sorted(watch.to_frame().query("quantity == 'dead'").step.unique())
+>>> sorted(watch.to_frame().query("quantity == 'dead'").step.unique().tolist())
 [0, 5, 10]
 """
 
@@ -73,7 +74,7 @@ class DeadUnitWatch(train.Callback):
         model.eval()
         try:
             with torch.no_grad(), capture(dict(activation_layers(model))) as seen:
-                model(self.x)
+                model(self.x.to(next(model.parameters(), self.x).device))
         finally:
             model.train(was_training)
         for name, out in seen.items():
@@ -114,8 +115,8 @@ def final(frame: pd.DataFrame, quantity: str, last: int | None = None) -> float:
     """The last measurement of ``quantity`` in a :class:`DeadUnitWatch` frame (mean over layers);
     with ``last=k``, the mean over its last ``k`` steps.
 
-    >>> final(pd.DataFrame({"step": [0, 5, 5], "quantity": "dead", "value": [0.0, 0.2, 0.4]}), "dead")
-    0.3
+    >>> final(pd.DataFrame({"step": [0, 5, 5], "quantity": "dead", "value": [0.0, 0.25, 0.75]}), "dead")
+    0.5
     """
     check_choice("quantity", quantity, QUANTITIES)
     rows = frame[frame.quantity == quantity]
@@ -250,6 +251,16 @@ def diary_net(variant: str, seed: int) -> nn.Module:
     return net
 
 
+def fit_table(runs: Mapping[tuple[str, int], train.FitResult]) -> pd.DataFrame:
+    """One row per ``(variant, seed)`` run: status, the step it diverged at, the training accuracy,
+    and the last and the largest summed |gradient| (``grad_abs_sum``)."""
+    return pd.DataFrame([{"variant": v, "seed": s, "status": r.status, "diverged at step": r.diverged_step,
+                          "accuracy on the batch": r.final("accuracy", "train"),
+                          "final gradient sum": r.curve("grad_abs_sum").value.iloc[-1],
+                          "largest gradient sum": r.curve("grad_abs_sum").value.max()}
+                         for (v, s), r in runs.items()])
+
+
 # -- one neuron -----------------------------------------------------------------------------------
 def neuron_loss(w: float, slope: float = 0.0, positive_only: bool = False, n: int = 200_000, seed: int = 0) -> float:
     """Monte Carlo MSE of LeakyReLU_slope(w x) against ReLU(x), x ~ N(0, 1) (or |N(0, 1)|)."""
@@ -315,8 +326,8 @@ def sign_flips(path: torch.Tensor, curvature: torch.Tensor, lr: float) -> pd.Dat
 def weight_text(value: float) -> str:
     """A final weight for the tables: 3 decimals, or scientific notation when that close to 0.
 
-    >>> weight_text(-0.0), weight_text(2e-5)
-    ('0.000', '2.0e-05')
+    >>> weight_text(0.99951), weight_text(-2e-5)
+    ('1.000', '-2.0e-05')
     """
     return f"{value:.1e}" if abs(value) < 5e-4 else f"{value + 0.0:.3f}"  # + 0.0 turns -0.0 into 0.0
 

@@ -7,7 +7,8 @@
 - :func:`neuron_loss` and :func:`weight_paths` — one ReLU neuron's loss and its weight's paths;
 - :func:`output_histograms` — activation histograms, one panel per variant and layer;
 - :func:`born_dead` — P(dead at init) against depth, closed form and simulation;
-- :func:`per_batch_vs_whole` — the dead share on one batch against the whole set.
+- :func:`per_batch_vs_whole` — the dead share on one batch against the whole set;
+- :func:`phase_run`, :func:`activation_run` — one :func:`helpers.dying.run`, as an explorer shows it.
 
 >>> frame = pd.DataFrame({"w": [-1.0, 0.0, 1.0], "loss": [1.0, 0.5, 0.0], "neuron": "ReLU"})
 >>> len(neuron_loss(frame).axes[0].lines)
@@ -22,6 +23,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from . import dying
 from .plots import _require
 
 
@@ -177,3 +179,19 @@ def per_batch_vs_whole(per_batch: pd.DataFrame, whole: pd.DataFrame, title: str)
     ax.legend(fontsize=9, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+# -- explorer frames: train (memoized) and draw one run ---------------------------------------------
+def phase_run(lr: float, pixel_max: float) -> plt.Figure:
+    """:func:`watch_curves` of ``dying.run(lr=lr, top=pixel_max)``: whole-set dead and zero shares."""
+    result, watch = dying.run(lr=lr, top=pixel_max)
+    return watch_curves(watch, f"lr {lr:g}, pixels in [0, {pixel_max}]: test accuracy {result.final():.2f}")
+
+
+def activation_run(activation: str, lr: float) -> plt.Figure:
+    """:func:`watch_curves` of ``dying.run(activation, lr=lr)``: training loss and frozen units."""
+    result, watch = dying.run(activation, lr=lr)
+    note = f"final test accuracy {result.final():.2f}"
+    if result.status == "diverged":
+        note = f"diverged (loss not finite) at step {result.diverged_step}"
+    return watch_curves(watch, f"{activation}, lr {lr:g}: {note}", loss=result.curve("loss"))
