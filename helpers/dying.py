@@ -194,7 +194,7 @@ def sweep(settings: Mapping[str, Mapping] | Iterable[Mapping], seeds: Sequence[i
     return pd.DataFrame(rows)
 
 
-#: The remedies for the unnormalized-pixels post's failure: each changes one argument of :func:`run`.
+#: The remedies for the unnormalized-pixels post's failure, each changing one argument of :func:`run`.
 REMEDIES: dict[str, dict] = {
     "none (the post's failure)": {},
     "Leaky ReLU (slope 0.01)": dict(activation="leaky_relu"),
@@ -253,7 +253,7 @@ def diary_net(variant: str, seed: int) -> nn.Module:
 
 def fit_table(runs: Mapping[tuple[str, int], train.FitResult]) -> pd.DataFrame:
     """One row per ``(variant, seed)`` run: status, the step it diverged at, the training accuracy,
-    and the last and the largest summed |gradient| (``grad_abs_sum``)."""
+    and the last and the largest summed ``|gradient|`` (``grad_abs_sum``)."""
     return pd.DataFrame([{"variant": v, "seed": s, "status": r.status, "diverged at step": r.diverged_step,
                           "accuracy on the batch": r.final("accuracy", "train"),
                           "final gradient sum": r.curve("grad_abs_sum").value.iloc[-1],
@@ -263,7 +263,7 @@ def fit_table(runs: Mapping[tuple[str, int], train.FitResult]) -> pd.DataFrame:
 
 # -- one neuron -----------------------------------------------------------------------------------
 def neuron_loss(w: float, slope: float = 0.0, positive_only: bool = False, n: int = 200_000, seed: int = 0) -> float:
-    """Monte Carlo MSE of LeakyReLU_slope(w x) against ReLU(x), x ~ N(0, 1) (or |N(0, 1)|)."""
+    """Monte Carlo MSE of LeakyReLU_slope(w x) against ReLU(x), x ~ N(0, 1) (or ``|N(0, 1)|``)."""
     x = torch.randn(check_int("n", n, minimum=1), generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     x = x.abs() if positive_only else x
     return float(((nn.functional.leaky_relu(w * x, slope) - x.clamp_min(0)) ** 2).mean())
@@ -340,7 +340,7 @@ def born_dead(width: int, depth: int, bias: str = "none", sigma_b: float = 0.1, 
               points: int = 8, seed: int = 0) -> list[float]:
     """Share of random ReLU nets (input dimension 1, He-normal weights) that are dead — some layer
     is 0 for all ``points`` inputs in (0, 1] — after each of ``depth`` hidden layers.
-    bias: ``none``, ``symmetric`` N(0, σ_b²) or ``positive`` |N(0, σ_b²)|."""
+    bias: ``none``, ``symmetric`` N(0, σ_b²) or ``positive`` ``|N(0, σ_b²)|``."""
     check_choice("bias", bias, BIASES)
     for name, value in (("width", width), ("depth", depth), ("trials", trials), ("points", points)):
         check_int(name, value, minimum=1)

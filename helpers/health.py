@@ -13,7 +13,7 @@ torch's global random state), and returns a :class:`HealthReport` with
 - per ``Linear``/``Conv`` layer: gradient norm, gradient RMS (norm / √(number of
   weights)), weight norm and the update-to-weight ratio one optimizer step at ``lr``
   would make;
-- a list of :class:`Finding` objects, plain-language flags such as
+- a list of :class:`helpers.rules.Finding` objects, plain-language flags such as
   ``"hidden7.act: 94 % of units dead over these 512 examples — see the dead-ReLU chapter"``,
   each raised by a threshold you can change (see :func:`report`), each pointing at the
   chapter that explains it.
@@ -61,7 +61,7 @@ class HealthReport:
             activation rows fill the ``act_*``/``frac_*``/``example_std`` columns (``act_grad_rms``
             is the RMS of the loss gradient with respect to the layer's outputs), weight rows the
             ``grad_*``/``weight_norm``/``update_ratio`` columns; the rest are NaN.
-        findings: the flags raised, as a list of :class:`Finding`.
+        findings: the flags raised, as a list of :class:`helpers.rules.Finding`.
         thresholds: the thresholds used, by keyword name.
         n_examples: examples seen.
         n_passes: forward passes made.
@@ -234,7 +234,7 @@ def report(
             even); or when the loss, an activation or a gradient is not finite.
         update_ratio_range: (default (1e-5, 0.1)) flag ``"update_small"`` or ``"update_large"``
             when a layer's update-to-weight ratio falls outside this range (a healthy one is
-            about 1e-3). Each threshold raises one kind of :class:`Finding`; ``PROBLEMS``
+            about 1e-3). Each threshold raises one kind of :class:`helpers.rules.Finding`; ``PROBLEMS``
             lists the codes.
 
     Returns:

@@ -1,7 +1,7 @@
 """What the helpers accept as data, turned into tensors: the one place inputs are coerced.
 
 - :func:`as_split` — the training (and test) split :func:`helpers.train.fit` trains on;
-- :func:`as_batches` — the seeded batches :func:`helpers.report` diagnoses a model on.
+- :func:`as_batches` — the seeded batches :func:`helpers.health.report` diagnoses a model on.
 
 Both take a :class:`helpers.data.Dataset` or an ``(x, y)`` pair of tensors and raise a
 ``TypeError``/``ValueError`` that says what to pass otherwise.

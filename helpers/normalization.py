@@ -45,7 +45,7 @@ ACT_NAMES = {"relu": "ReLU", "leaky_relu": "leaky ReLU"}
 
 def compare_with_torch(ours: Callable, layer: nn.Module, shape: Sequence[int], steps: int = 5,
                        seed: int = 0) -> float:
-    """Largest |ours − PyTorch| over outputs and running stats: ``steps`` training batches, then eval.
+    """Largest ``|ours − PyTorch|`` over outputs and running stats: ``steps`` training batches, then eval.
 
     ``ours(x, gamma, beta, running_mean, running_var, *, training)`` updates the running
     statistics in place; ``layer`` is an ``nn.BatchNorm1d``/``2d`` given random γ, β.

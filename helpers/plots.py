@@ -2,7 +2,7 @@
 returns its :class:`matplotlib.figure.Figure`. No plotting code knows how a number
 was produced.
 
-- :func:`set_theme` — the book's look (called by :func:`helpers.setup`).
+- :func:`set_theme` — the book's look (called by :func:`helpers.session.setup`).
 - :func:`histogram_grid` — per-layer activation histograms (chapters 0 and 2).
 - :func:`layer_lines` — one statistic against layer index (chapters 0–2).
 - :func:`training_curves` — a metric against step (chapters 0, 2, 3 and 4).

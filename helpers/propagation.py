@@ -117,7 +117,7 @@ def gradient_profile(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
 
 
 def row_symmetry(net: models.MLP) -> dict[str, float]:
-    """Per hidden block ``hidden<i>``: the largest |row − row 1| of its weight, its number of
+    """Per hidden block ``hidden<i>``: the largest ``|row − row 1|`` of its weight, its number of
     distinct rows (1: every unit computes the same function) and the std of the weight."""
     out = {}
     for i, block in enumerate(net.hidden_blocks(), start=1):
@@ -167,7 +167,7 @@ def variances_by_seed(x: torch.Tensor, seeds: Iterable[int], *, model: Mapping,
 
 def example_spread(out: torch.Tensor) -> float:
     """Spread between examples relative to the level: the std over the batch of each unit,
-    averaged, over the mean |mean| of the units. 0: every example gives the same vector.
+    averaged, over the mean ``|mean|`` of the units. 0: every example gives the same vector.
 
     >>> example_spread(torch.ones(5, 3))
     0.0
@@ -285,7 +285,7 @@ def fine_tune_vs_scratch(pretrained: nn.Module, ds: Dataset, classes: Sequence[i
     return pd.DataFrame(rows)
 
 
-#: The explorer's schemes: name → init_ arguments for an activation.
+#: The explorer's schemes, by name, each a function of the activation giving ``init_``'s arguments.
 EXPLORER_SCHEMES: dict[str, Callable[[str], dict]] = {
     "Kaiming": lambda act: dict(scheme="kaiming_normal", activation=act),
     "Xavier (gain 1)": lambda act: dict(scheme="xavier_normal", activation="identity"),

@@ -1,7 +1,7 @@
 """The health report's rules: each problem, the threshold that raises it, where the threshold
 comes from, and the chapter that explains it. The one place the report's judgement lives.
 
-:func:`findings` turns the per-layer table that :func:`helpers.report` measures into a list
+:func:`findings` turns the per-layer table that :func:`helpers.health.report` measures into a list
 of :class:`Finding` objects; :data:`THRESHOLDS` holds every default with its reason.
 
 >>> sorted(THRESHOLDS)[:2]
@@ -53,7 +53,7 @@ THRESHOLDS: dict[str, tuple[object, str]] = {
 
 @dataclass(frozen=True)
 class Finding:
-    """One flag raised by :func:`report`.
+    """One flag raised by :func:`helpers.health.report`.
 
     ``problem`` is one of ``PROBLEMS``; ``value`` is the measured number that crossed
     ``threshold``; ``chapter`` is the notebook that explains the problem.

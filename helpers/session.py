@@ -1,6 +1,6 @@
 """One call that prepares a notebook session: :func:`setup`.
 
-Importing :mod:`helpers` changes nothing; every chapter starts with ``helpers.setup()``.
+Importing ``helpers`` changes nothing; every chapter starts with ``helpers.setup()``.
 """
 
 from __future__ import annotations

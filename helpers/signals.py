@@ -164,7 +164,7 @@ class GradientFlows:
 
 
 def scan(loss_fn: Callable[..., torch.Tensor], w: torch.Tensor, b: torch.Tensor) -> pd.DataFrame:
-    """``loss_fn(w, b)`` and ``|∂L/∂b|`` (autograd) along a grid ``b`` (float64): columns b, loss, |dL/db|.
+    """``loss_fn(w, b)`` and ``|∂L/∂b|`` (autograd) along a grid ``b`` (float64): columns b, loss, ``|dL/db|``.
 
     >>> scan(lambda w, b: w * b**2, torch.tensor(1.0), torch.tensor([1.0, 2.0]))["|dL/db|"].tolist()
     [2.0, 4.0]

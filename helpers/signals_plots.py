@@ -34,7 +34,7 @@ _STYLE = {"sigmoid": ("C0", "-", 2.0), "tanh": ("C1", "--", 2.0), "relu": ("C2",
 
 
 def plot_activations(curves: pd.DataFrame) -> plt.Figure:
-    """Activations (left) and their derivatives (right), from :func:`activation_curves`."""
+    """Activations (left) and their derivatives (right), from :func:`helpers.signals.activation_curves`."""
     _require(curves, ["z", "activation", "value", "derivative"], "curves")
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharex=True)
     for name, c in curves.groupby("activation", sort=False):
@@ -57,7 +57,7 @@ def _sizes(ax: plt.Axes, size: float) -> None:
 
 
 def plot_profiles(frame: pd.DataFrame, hue: str = "init") -> plt.Figure:
-    """Weight gradient (left) and backward signal (right) per layer, one line per ``hue``, from :func:`profiles`."""
+    """Weight gradient (left) and backward signal (right) per layer, one line per ``hue``, from :func:`helpers.signals.profiles`."""
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
     layer_lines(frame, "grad_norm", hue=hue, logy=True, ax=axes[0], xlabel="layer (11 = output)",
                 title=r"weight gradient $\Vert\partial L/\partial W_l\Vert$")
@@ -74,7 +74,7 @@ def plot_profiles(frame: pd.DataFrame, hue: str = "init") -> plt.Figure:
 
 
 def plot_flow(grads: pd.DataFrame, title: str, ylim: tuple[float, float] = (1e-18, 1e6)) -> plt.Figure:
-    """One net's weight-gradient norm per layer (from :func:`grad_norms`), for an explorer."""
+    """One net's weight-gradient norm per layer (from :func:`helpers.signals.grad_norms`), for an explorer."""
     fig, ax = plt.subplots(figsize=(5.2, 3.2))
     last = int(grads["index"].max())
     layer_lines(grads, "grad_norm", ax=ax, logy=True, title=title, xlabel=f"layer (1 = first hidden, {last} = output)")
@@ -134,7 +134,7 @@ def plot_loss(run: FitResult, title: str, *, xmax: int | None = None, ylim: tupl
 
 def plot_steps(loss_fn: Callable, ws: torch.Tensor, bs: torch.Tensor, start: Sequence[float],
                steps: pd.DataFrame, *, stretch: float = 3.0) -> plt.Figure:
-    """Contour of log₁₀ ``loss_fn(w, b)`` with arrows for the clipped rows of :func:`clipped_steps`
+    """Contour of log₁₀ ``loss_fn(w, b)`` with arrows for the clipped rows of :func:`helpers.signals.clipped_steps`
     (drawn ``stretch`` times longer) and a note of where the unclipped step lands."""
     fig, ax = plt.subplots(figsize=(6, 4))
     contour = ax.contourf(ws, bs, np.log10(loss_fn(ws[None, :], bs[:, None]).numpy() + 1e-3), levels=20,
