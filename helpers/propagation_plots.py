@@ -94,7 +94,8 @@ def plot_singular_values(sv: pd.DataFrame, depth: int) -> plt.Figure:
 
 
 def plot_lsuv(lsuv: pd.DataFrame) -> plt.Figure:
-    """The variance of each layer after LSUV (from :func:`helpers.propagation.lsuv_variances`), per activation and batch."""
+    """The variance of each layer after LSUV (from :func:`helpers.propagation.lsuv_variances`), per
+    activation and batch."""
     fig, ax = plt.subplots(figsize=(8.5, 3.4))
     sns.lineplot(data=lsuv, x="layer", y="variance", hue="activation", style="batch", ax=ax, lw=1.8,
                  palette=dict(zip(lsuv.activation.unique(), ["C0", "C2", "C4", "C3", "C1", "C5"])))

@@ -57,7 +57,8 @@ def _sizes(ax: plt.Axes, size: float) -> None:
 
 
 def plot_profiles(frame: pd.DataFrame, hue: str = "init") -> plt.Figure:
-    """Weight gradient (left) and backward signal (right) per layer, one line per ``hue``, from :func:`helpers.signals.profiles`."""
+    """Weight gradient (left) and backward signal (right) per layer, one line per ``hue``, from
+    :func:`helpers.signals.profiles`."""
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
     layer_lines(frame, "grad_norm", hue=hue, logy=True, ax=axes[0], xlabel="layer (11 = output)",
                 title=r"weight gradient $\Vert\partial L/\partial W_l\Vert$")
