@@ -121,28 +121,38 @@ class Monitor:
         self._hists: dict[int, list[tuple]] = {}
         self._previous_weights: dict[str, torch.Tensor] | None = None
         self._previous_step: int | None = None
-        self._hooks = Hooks()
+        self._hooks = Hooks()  # the step counter, for the whole ``with`` block
+        self._sample_hooks = Hooks()  # the measuring hooks, only while the current step is sampled
 
     # -- life cycle ----------------------------------------------------------------------------
     def __enter__(self) -> Monitor:
-        if self._hooks:
+        if self.attached:
             raise RuntimeError("this Monitor is already attached; use one `with` block at a time")
         try:
             if self.auto_step:
                 self._hooks.forward_pre(self.model, self._on_root_forward)
             else:
                 self.step()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def _attach_measuring_hooks(self) -> None:
+        """Hooks on every layer, for a sampled step only: a step that is not sampled costs one call."""
+        if self._sample_hooks:
+            return
+        try:
             if self.record_activations:
                 for layer in self.act_layers:
-                    self._hooks.forward(layer.module, self._activation_hook(layer))
+                    self._sample_hooks.forward(layer.module, self._activation_hook(layer))
             if self.record_gradients:
                 for layer in self.weight_layers:
                     if layer.module.weight.requires_grad:  # a frozen weight has no gradient to watch
-                        self._hooks.tensor(layer.module.weight, self._gradient_hook(layer))
+                        self._sample_hooks.tensor(layer.module.weight, self._gradient_hook(layer))
         except BaseException:
-            self._hooks.remove()
+            self._sample_hooks.remove()
             raise
-        return self
 
     def __exit__(self, *exc) -> None:
         self.flush()
@@ -156,12 +166,13 @@ class Monitor:
     def remove(self) -> None:
         """Remove every hook (also called on leaving the ``with`` block)."""
         self._hooks.remove()
+        self._sample_hooks.remove()
         self._previous_weights = None
 
     @property
     def attached(self) -> bool:
         """True while the hooks are registered."""
-        return bool(self._hooks)
+        return bool(self._hooks) or bool(self._sample_hooks)
 
     # -- stepping ------------------------------------------------------------------------------
     def sampling(self) -> bool:
@@ -174,14 +185,18 @@ class Monitor:
         if self.record_updates and self._previous_weights is not None:
             self._record_updates()
         self.current_step += 1
-        if self.sampling():
-            self._rows.setdefault(self.current_step, [])
-            self._thin()
-            if self.record_updates and self.sampling():
-                self._previous_weights = {
-                    layer.name: layer.module.weight.detach().clone() for layer in self.weight_layers
-                }
-                self._previous_step = self.current_step
+        if not self.sampling():
+            self._sample_hooks.remove()
+            return
+        self._rows.setdefault(self.current_step, [])
+        self._thin()
+        if not self.sampling():  # thinning doubled the interval past this step
+            self._sample_hooks.remove()
+            return
+        self._attach_measuring_hooks()
+        if self.record_updates:
+            self._previous_weights = {layer.name: layer.module.weight.detach().clone() for layer in self.weight_layers}
+            self._previous_step = self.current_step
 
     def _on_root_forward(self, module: nn.Module, args) -> None:
         if torch.is_grad_enabled():
