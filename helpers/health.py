@@ -38,18 +38,22 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_int, check_number
-from .collect import Collector, run_passes, weight_row
+from .collect import Collector, Loss, run_passes, split_output, weight_row
 from .inputs import as_batches
-from .layers import activation_layers, check_module, weight_layers
+from .layers import behind, check_module, matrices, scaled_down
 from .monitor import preserved_state
-from .rules import PROBLEMS, Finding, findings
+from .rules import PROBLEMS, Context, Finding, explained, findings
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 MODES = ("train", "eval")
 LAYER_COLUMNS = [
-    "layer", "kind", "module", "index", "act_mean", "act_std", "example_std", "frac_zero", "frac_dead",
-    "frac_saturated", "act_grad_rms", "grad_norm", "grad_rms", "weight_norm", "update_ratio",
+    "layer", "kind", "module", "index", "role", "behind", "act_mean", "act_std", "act_sq", "pre_mean", "pre_std",
+    "example_std", "frac_zero", "frac_dead", "frac_saturated", "act_grad_rms", "grad_norm", "grad_rms",
+    "weight_norm", "weight_scale", "update_ratio",
 ]
+_FLOAT_COLUMNS = LAYER_COLUMNS[6:]
+#: torch optimizers whose first step moves each weight by about ``lr`` (sign-like), like Adam's.
+_ADAPTIVE = ("Adam", "AdamW", "NAdam", "RAdam", "Adamax", "Adagrad", "RMSprop", "Adafactor")
 
 
 @dataclass
@@ -166,14 +170,93 @@ def _check_thresholds(dead_fraction, saturated_fraction, min_example_std, vanish
             "exploding_ratio": exploding_ratio, "update_ratio_range": (low, high)}
 
 
+def _optimizer(optimizer, lr) -> tuple[str, float, list[str]]:
+    """The family of the update rule ("sgd" or "adam"), its learning rate, and a note if guessed."""
+    if isinstance(optimizer, torch.optim.Optimizer):
+        family = "adam" if type(optimizer).__name__ in _ADAPTIVE else "sgd"
+        lr = optimizer.param_groups[0]["lr"] if lr is None else lr
+        return family, check_number("lr", float(lr), minimum=0.0, strict=True), []
+    if optimizer is not None:
+        check_choice("optimizer", optimizer, OPTIMIZERS)
+    family = "adam" if optimizer in ("adam", "adamw") else "sgd"
+    notes = []
+    if lr is None:
+        lr = 1e-3 if family == "adam" else 0.1
+        notes.append(f"update ratios assume {'Adam' if family == 'adam' else 'SGD'} at lr {lr:g}: pass "
+                     "optimizer=<your torch optimizer> (or its name and lr=) to judge the step you really take")
+    return family, check_number("lr", lr, minimum=0.0, strict=True), notes
+
+
+def _eval_gap(model: nn.Module, batch, device: torch.device) -> float:
+    """‖eval-mode output − train-mode output‖ / ‖train-mode output‖ on one batch, for a model whose
+    BatchNorm layers have running statistics from training (NaN otherwise)."""
+    trained = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+               and m.track_running_stats and m.num_batches_tracked is not None and int(m.num_batches_tracked) > 0]
+    if not trained:
+        return float("nan")
+    batch = batch.to(device)
+    outs = []
+    with torch.no_grad():
+        for training in (True, False):
+            model.train(training)
+            logits, _ = split_output(model(*batch.args, **batch.kwargs))
+            outs.append(logits.float())
+    return float((outs[1] - outs[0]).norm() / outs[0].norm().clamp_min(1e-12))
+
+
+def _input_rms(batches: list) -> float:
+    values = [t.detach().double().pow(2).mean() for b in batches for t in b.tensors()]
+    return float(torch.stack(values).mean().sqrt()) if values else float("nan")
+
+
+def _layer_table(collector: Collector, mats: list, seen, family: str, lr: float, model: nn.Module) -> pd.DataFrame:
+    """One row per activation call site and per trainable matrix that ran, in execution order."""
+    rows = collector.activation_rows()
+    scaled = scaled_down(model)
+    if len(scaled) > len(mats) / 2:  # most weights zero: a broken init, not a zero-initialised branch
+        scaled = []
+    for m in mats:
+        owner = collector.names[m.module]
+        if owner in collector.order and seen.grads[m.name]:
+            row = weight_row(m, collector.order[owner], seen, lr, family)
+            rows.append({**row, "behind": behind(m.name, scaled)})
+    layers = pd.DataFrame(rows, columns=LAYER_COLUMNS).sort_values("index", kind="stable").reset_index(drop=True)
+    for column in _FLOAT_COLUMNS:
+        layers[column] = layers[column].astype(float)
+    return layers
+
+
+def _coverage_notes(collector: Collector, mats: list, model: nn.Module, layers: pd.DataFrame, loss: Loss,
+                    n_examples: int) -> list[str]:
+    notes = []
+    frozen = matrices(model, trainable=False)
+    if frozen:
+        notes.append(f"{len(frozen)} frozen weight matrices (requires_grad=False) not judged")
+    unseen = [m.name for m in mats if m.name not in set(layers.layer)]
+    if unseen:
+        notes.append(f"{len(unseen)} weight matrices got no gradient from these passes (not used, or not reached): "
+                     + ", ".join(unseen[:3]) + (" …" if len(unseen) > 3 else ""))
+    if not collector.moments:
+        notes.append("no nonlinearity ran (no activation module or functional activation): activation "
+                     "statistics are missing")
+    if loss.source == "random":
+        notes.append("no targets given: gradients come from a random output gradient, so update ratios "
+                     "and gradient sizes are indicative only")
+    elif loss.source == "model":
+        notes.append("the loss is the model's own (its output's .loss)")
+    if n_examples < 2:
+        notes.append("one example: the spread across examples (collapse) and dead units cannot be judged")
+    return notes
+
+
 def report(
     model: nn.Module,
     data,
     *,
     target: torch.Tensor | None = None,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    lr: float = 0.1,
-    optimizer: str = "sgd",
+    loss_fn: Callable | None = None,
+    optimizer: str | torch.optim.Optimizer | None = None,
+    lr: float | None = None,
     n_batches: int = 2,
     batch_size: int = 256,
     mode: str = "train",
@@ -184,6 +267,10 @@ def report(
     vanishing_ratio: float = 1e-2,
     exploding_ratio: float = 1e2,
     update_ratio_range: tuple[float, float] = (1e-5, 1e-1),
+    max_weight_scale: float = 4.0,
+    init_loss_factor: float = 1.5,
+    max_input_rms: float = 10.0,
+    max_eval_gap: float = 0.5,
 ) -> HealthReport:
     """Diagnose ``model`` on ``data``: per-layer statistics and plain-language findings.
 
@@ -257,40 +344,36 @@ def report(
     check_module("model", model)
     if loss_fn is not None and not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable(output, target) or None, got {loss_fn!r}")
-    lr = check_number("lr", lr, minimum=0.0, strict=True)
-    check_choice("optimizer", optimizer, OPTIMIZERS)
+    family, lr, notes = _optimizer(optimizer, lr)
     check_choice("mode", mode, MODES)
     check_int("seed", seed, minimum=0)
     thresholds = _check_thresholds(dead_fraction, saturated_fraction, min_example_std, vanishing_ratio,
                                    exploding_ratio, update_ratio_range)
+    for name, value in (("max_weight_scale", max_weight_scale), ("init_loss_factor", init_loss_factor),
+                        ("max_input_rms", max_input_rms), ("max_eval_gap", max_eval_gap)):
+        thresholds[name] = check_number(name, value, minimum=0.0, strict=True)
     batches = as_batches(data, target, n_batches=check_int("n_batches", n_batches, minimum=1),
                          batch_size=check_int("batch_size", batch_size, minimum=1), seed=seed)
-    has_target = batches[0][1] is not None
-    if loss_fn is not None and not has_target:
+    if loss_fn is not None and batches[0].target is None:
         raise ValueError("loss_fn was given but there are no targets; pass target= or data=(x, y)")
-    if loss_fn is None and has_target:
-        loss_fn = nn.functional.mse_loss if batches[0][1].is_floating_point() else nn.functional.cross_entropy
-    acts, weights = activation_layers(model), weight_layers(model)
+    if batches[0].target is not None and batches[0].target.is_floating_point() and loss_fn is None:
+        notes.append("float targets: the loss is the mean squared error; pass loss_fn= to choose another")
+    mats, loss = matrices(model), Loss(model, loss_fn, seed)
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
     with preserved_state(model), torch.random.fork_rng(devices=[]):
+        gap = _eval_gap(model, batches[0], device) if mode == "train" else float("nan")  # before any pass
         model.train(mode == "train")
         for p in model.parameters():
             p.grad = None
-        with Collector(acts, weights) as collector, torch.enable_grad():
-            seen = run_passes(model, batches, weights, loss_fn, seed)
-    rows = [collector.activation_row(n, m) for n, m in acts if n in collector.order]
-    rows += [weight_row(n, m, collector.order[n], seen, lr, optimizer) for n, m in weights if n in collector.order]
-    layers = pd.DataFrame(rows, columns=LAYER_COLUMNS).sort_values("index").reset_index(drop=True)
-    for column in LAYER_COLUMNS[4:]:
-        layers[column] = layers[column].astype(float)
-    n_examples = sum(len(xb) for xb, _ in batches)
-    found = findings(layers, thresholds, n_examples, collector.non_finite | seen.non_finite, seen.losses,
-                     has_target)
-    notes = []
-    if not has_target:
-        notes.append("no targets given: gradients come from a random output gradient, so update ratios "
-                     "and gradient sizes are indicative only")
-    if not acts:
-        notes.append("no activation modules found (functional activations are not seen): "
-                     "activation statistics are missing")
-    mean_loss = float(np.mean(seen.losses)) if has_target else float("nan")
-    return HealthReport(layers, found, thresholds, n_examples, len(batches), lr, optimizer, mean_loss, notes)
+        with Collector(model) as collector, torch.enable_grad():
+            seen = run_passes(model, batches, mats, loss)
+        collector.combine_ranks()
+    layers = _layer_table(collector, mats, seen, family, lr, model)
+    n_examples = sum(len(b) for b in batches)
+    context = Context(n_examples, seen.losses, loss.source, loss.classes if loss_fn is None else 0,
+                      _input_rms(batches), gap, collector.non_finite | seen.non_finite)
+    found = findings(layers, thresholds, context)
+    notes += explained(layers, thresholds) + _coverage_notes(collector, mats, model, layers, loss, n_examples)
+    mean_loss = float(np.mean(seen.losses)) if loss.source != "random" else float("nan")
+    return HealthReport(layers, found, thresholds, n_examples, len(batches), lr, family, mean_loss, notes)

@@ -11,14 +11,15 @@ of :class:`Finding` objects; :data:`THRESHOLDS` holds every default with its rea
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from .text import number
 
-PROBLEMS = ("dead", "saturated", "collapsed", "vanishing", "exploding", "update_small", "update_large")
+PROBLEMS = ("dead", "saturated", "collapsed", "vanishing", "exploding", "update_small", "update_large",
+            "weights_large", "init_loss", "inputs_unscaled", "stale_batchnorm")
 #: The chapter that explains each problem, as (notebook, the name a message gives it).
 #:
 #: :meta hide-value:
@@ -30,6 +31,17 @@ CHAPTERS: dict[str, tuple[str, str]] = {
     "exploding": ("01_vanishing_exploding.ipynb", "the vanishing/exploding-gradients chapter"),
     "update_small": ("01_vanishing_exploding.ipynb", "the vanishing/exploding-gradients chapter"),
     "update_large": ("03_normalization.ipynb", "the normalization chapter"),
+    "weights_large": ("02_initialization.ipynb", "the initialization chapter"),
+    "init_loss": ("02_initialization.ipynb", "the initialization chapter"),
+    "inputs_unscaled": ("04_dead_relu.ipynb", "the dead-ReLU chapter"),
+    "stale_batchnorm": ("05_diagnose.ipynb", "the diagnosis chapter"),
+}
+#: The threshold behind each problem (a key of ``THRESHOLDS``).
+BASIS: dict[str, str] = {
+    "dead": "dead_fraction", "saturated": "saturated_fraction", "collapsed": "min_example_std",
+    "vanishing": "vanishing_ratio", "exploding": "exploding_ratio", "update_small": "update_ratio_range",
+    "update_large": "update_ratio_range", "weights_large": "max_weight_scale", "init_loss": "init_loss_factor",
+    "inputs_unscaled": "max_input_rms", "stale_batchnorm": "max_eval_gap",
 }
 HEALTHY_UPDATE_RATIO = 1e-3
 
@@ -48,6 +60,16 @@ THRESHOLDS: dict[str, tuple[object, str]] = {
     "exploding_ratio": (1e2, "the mirror image: the first layer's gradient 100 × the last layer's"),
     "update_ratio_range": ((1e-5, 1e-1), "update / weight per step; about 1e-3 is healthy (Karpathy's "
                                          "CS231n notes), a 100-fold band on each side"),
+    "max_weight_scale": (4.0, "a weight's RMS × √fan-in is the gain its init gave it: 1 (Xavier, PyTorch's "
+                              "default 0.58) to √2 (He) or 5/3 (tanh); above 4, far more than any scheme gives, "
+                              "and normalisation after the layer hides it from the forward signal"),
+    "init_loss_factor": (1.5, "at initialisation a classifier's cross-entropy should be about ln K for K "
+                              "balanced classes (Karpathy, 'A recipe for training neural networks', 2019); "
+                              "1.5 × ln K means confidently wrong outputs"),
+    "max_input_rms": (10.0, "inputs of unit scale are what every init scheme assumes; an RMS above 10 "
+                            "(raw pixels 0-255 have about 100) is unnormalised data"),
+    "max_eval_gap": (0.5, "evaluation-mode outputs (running BatchNorm statistics) that differ from "
+                          "training-mode ones by more than half their size: the statistics are stale"),
 }
 
 
@@ -65,6 +87,7 @@ class Finding:
     threshold: float
     message: str
     chapter: str
+    basis: str = ""  # where the threshold comes from (``THRESHOLDS``)
 
     def __str__(self) -> str:
         return self.message
@@ -72,12 +95,15 @@ class Finding:
 
 def _finding(layer: str, problem: str, value: float, threshold: float, text: str) -> Finding:
     chapter, called = CHAPTERS[problem]
-    return Finding(layer, problem, value, threshold, f"{layer}: {text} — see {called} ({chapter})", chapter)
+    basis = THRESHOLDS[BASIS[problem]][1]
+    return Finding(layer, problem, value, threshold, f"{layer}: {text} — see {called} ({chapter})", chapter, basis)
 
 
 def _activation_findings(acts: pd.DataFrame, t: dict, n_examples: int) -> list[Finding]:
     """dead, saturated and collapsed, layer by layer."""
     found = []
+    if n_examples < 2:  # one example: nothing varies across examples, every zero is "dead"
+        acts = acts.iloc[:0]
     for row in acts.itertuples():
         if row.frac_dead > t["dead_fraction"]:
             found.append(_finding(row.layer, "dead", row.frac_dead, t["dead_fraction"],
@@ -103,12 +129,21 @@ def _first_to_last(frame: pd.DataFrame, column: str) -> tuple[str, str, float] |
     return first.layer, last.layer, first[column] / last[column]
 
 
+def _judged(weights: pd.DataFrame) -> pd.DataFrame:
+    """The weight layers whose gradient and update the rules judge: not embeddings (lookup tables:
+    most rows get no gradient from a batch), not attention's query/key projections (at
+    initialisation attention is near uniform, so their gradients are small by design), not layers
+    behind a zero-initialised or scaled-down branch (see :func:`helpers.layers.scaled_down`)."""
+    keep = (weights.role.fillna("") == "") & (weights.behind.fillna("") == "")
+    return weights[keep]
+
+
 def _gradient_findings(acts: pd.DataFrame, weights: pd.DataFrame, t: dict, exploding: bool) -> list[Finding]:
     """vanishing / exploding: the first weight layer's gradient RMS relative to the last one's;
     exploding also when the gradient w.r.t. the outputs grows from the last activation layer
     back to the first (forward growth can hide it from the weight gradients)."""
     found = []
-    weight_ratio = _first_to_last(weights, "grad_rms")
+    weight_ratio = _first_to_last(_judged(weights), "grad_rms")
     if weight_ratio is not None:
         first, last, ratio = weight_ratio
         said = f"its weight gradient (RMS) is {number(ratio)} × that of the last layer ({last}): "
@@ -126,36 +161,99 @@ def _gradient_findings(acts: pd.DataFrame, weights: pd.DataFrame, t: dict, explo
     return found
 
 
-def _update_findings(weights: pd.DataFrame, t: dict) -> list[Finding]:
-    """update_small / update_large: the update-to-weight ratio of one step, layer by layer."""
+def _weight_findings(weights: pd.DataFrame, t: dict) -> list[Finding]:
+    """update_small / update_large (the update-to-weight ratio of one step) and weights_large."""
     found = []
     low, high = t["update_ratio_range"]
+    judged = set(_judged(weights).layer)
     for row in weights.itertuples():
         said = (f"one step would change its weights by {number(row.update_ratio)} of their norm "
                 f"(healthy: about {HEALTHY_UPDATE_RATIO:g}); ")
-        if row.update_ratio < low:
+        if row.update_ratio < low and row.layer in judged:
             zero = row.update_ratio == 0
             text = "its gradient is exactly zero: it does not learn" if zero else said + "it barely learns"
             found.append(_finding(row.layer, "update_small", row.update_ratio, low, text))
         elif row.update_ratio > high:
             found.append(_finding(row.layer, "update_large", row.update_ratio, high,
                                   said + "the learning rate is too large for it"))
+        if row.role != "embedding" and row.weight_scale > t["max_weight_scale"]:
+            found.append(_finding(row.layer, "weights_large", row.weight_scale, t["max_weight_scale"],
+                                  f"its weights' RMS × √fan-in is {number(row.weight_scale)}, far above any init "
+                                  "scheme's gain (1 to √2): the weights are too large"))
     return found
 
 
-def findings(
-    layers: pd.DataFrame, t: dict, n_examples: int, non_finite: set[str], losses: list[float], has_target: bool
-) -> list[Finding]:
-    """Every :class:`Finding` the per-layer table raises under the thresholds ``t``."""
+@dataclass
+class Context:
+    """What the report measured beside the per-layer table."""
+
+    n_examples: int
+    losses: list[float]
+    loss_source: str  # "target", "model" or "random"
+    classes: int = 0  # K, when the loss is cross-entropy on integer targets
+    input_rms: float = float("nan")
+    eval_gap: float = float("nan")
+    non_finite: set[str] = field(default_factory=set)
+
+
+def _context_findings(c: Context, t: dict) -> list[Finding]:
+    """init_loss, inputs_unscaled and stale_batchnorm: the checks careful practitioners run first."""
+    found = []
+    loss = float(np.mean(c.losses)) if c.losses else float("nan")
+    if c.classes >= 2 and math.isfinite(loss) and loss > t["init_loss_factor"] * math.log(c.classes):
+        found.append(_finding("loss", "init_loss", loss, t["init_loss_factor"] * math.log(c.classes),
+                              f"the loss is {number(loss)}, above {t['init_loss_factor']:g} × ln K = "
+                              f"{number(t['init_loss_factor'] * math.log(c.classes))} for K = {c.classes} classes: "
+                              "the outputs are confidently wrong"))
+    if c.input_rms > t["max_input_rms"]:
+        found.append(_finding("input", "inputs_unscaled", c.input_rms, t["max_input_rms"],
+                              f"the inputs' RMS is {number(c.input_rms)}: normalise them to unit scale"))
+    if c.eval_gap > t["max_eval_gap"]:
+        found.append(_finding("model", "stale_batchnorm", c.eval_gap, t["max_eval_gap"],
+                              f"evaluation-mode outputs differ from training-mode ones by {number(c.eval_gap)} of "
+                              "their size: the BatchNorm running statistics do not match the data"))
+    return found
+
+
+def findings(layers: pd.DataFrame, t: dict, context: Context) -> list[Finding]:
+    """Every :class:`Finding` the per-layer table and the context raise under the thresholds ``t``."""
     found: list[Finding] = []
     acts = layers[layers.kind == "activation"]
     weights = layers[layers.kind == "weight"]
-    if has_target and not all(math.isfinite(v) for v in losses):
+    if context.loss_source != "random" and not all(math.isfinite(v) for v in context.losses):
         found.append(_finding("loss", "exploding", float("inf"), float("inf"), "the loss is not finite"))
-    bad = layers[layers.layer.isin(non_finite)]
+    bad = layers[layers.layer.isin(context.non_finite)]
     if len(bad):  # report where the non-finite values first appear
         found.append(_finding(bad.layer.iloc[0], "exploding", float("inf"), float("inf"),
                               "non-finite values (inf or NaN) in its outputs or gradient"))
-    found += _activation_findings(acts, t, n_examples)
+    found += _activation_findings(acts, t, context.n_examples)
     found += _gradient_findings(acts, weights, t, exploding=any(f.problem == "exploding" for f in found))
-    return found + _update_findings(weights, t)
+    return found + _weight_findings(weights, t) + _context_findings(context, t)
+
+
+def explained(layers: pd.DataFrame, t: dict) -> list[str]:
+    """Notes on what the rules did not judge, and why (standard practice, not a problem)."""
+    weights = layers[layers.kind == "weight"]
+    notes = []
+    zero = weights[weights.weight_norm == 0]
+    if len(zero):
+        notes.append(f"zero-initialised weights ({_names(zero.layer)}): no update ratio; standard for a "
+                     "residual branch's last layer or a classifier head")
+    for role, why in (("query_key", "attention's query/key projections get small gradients while attention is "
+                                    "near uniform, as at initialisation"),
+                      ("embedding", "embeddings are lookup tables: their update ratio is over the rows this data "
+                                    "used, and they are left out of the gradient-ratio rule")):
+        shown = weights[weights.role == role]
+        if len(shown):
+            notes.append(f"{why} ({_names(shown.layer)})")
+    shadowed = weights[weights.behind.fillna("") != ""]
+    if len(shadowed):
+        notes.append(f"{len(shadowed)} layers sit behind zero-initialised or scaled-down parameters "
+                     f"({_names(sorted(set(shadowed.behind)))}: zero-γ, SkipInit, LayerScale or a zero head): "
+                     "their gradients at the first step are (near) zero by design and are not judged")
+    return notes
+
+
+def _names(names) -> str:
+    names = list(names)
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]}, {names[1]}, … {len(names)} in all"

@@ -138,8 +138,8 @@ class Moments:
         self.total = torch.zeros(5, dtype=torch.float64)  # count, sum, sumsq, zeros, saturated
         self.saturating = False
 
-    def add(self, module: nn.Module, out: torch.Tensor) -> None:
-        """Accumulate one output batch of ``module`` (at least two axes)."""
+    def add(self, module: nn.Module | str, out: torch.Tensor) -> None:
+        """Accumulate one output batch of ``module`` (or of the function named so), at least two axes."""
         values = per_unit(out).to(torch.float64)
         mask = saturated(module, values)
         self.saturating = mask is not None
@@ -155,11 +155,25 @@ class Moments:
         else:
             self.units[values.shape[0]] = [old[0] | new[0]] + [a + b for a, b in zip(old[1:], new[1:])]
 
+    def all_reduce(self) -> None:
+        """Combine the sums of every process of a ``torch.distributed`` group, in place: counts and
+        sums add up, and a unit is alive if it is alive on any rank (dead only if dead on all)."""
+        import torch.distributed as dist
+
+        dist.all_reduce(self.total)
+        for width in sorted(self.units):
+            alive, *sums = self.units[width]
+            alive_count = alive.to(torch.float64)
+            for t in (alive_count, *sums):
+                dist.all_reduce(t)
+            self.units[width] = [alive_count > 0, *sums]
+
     def summary(self) -> dict[str, float]:
-        """act_mean, act_std, frac_zero, frac_saturated (NaN if not tanh/sigmoid), frac_dead, example_std."""
+        """act_mean, act_std, act_sq (the second moment E[a²]), frac_zero, frac_saturated (NaN if not
+        tanh/sigmoid), frac_dead, example_std."""
         n, total, total_sq, zeros, sat = (float(v) for v in self.total)
         if not n:
-            return dict.fromkeys(("act_mean", "act_std", "frac_zero", "frac_saturated", "frac_dead",
+            return dict.fromkeys(("act_mean", "act_std", "act_sq", "frac_zero", "frac_saturated", "frac_dead",
                                   "example_std"), float("nan"))
         alive = torch.cat([u[0] for u in self.units.values()])
         variances = [((u[2] / u[3]) - (u[1] / u[3]) ** 2).clamp_min(0.0)[u[0]] for u in self.units.values()]
@@ -168,6 +182,7 @@ class Moments:
         return {
             "act_mean": mean,
             "act_std": max((total_sq - n * mean * mean) / max(n - 1.0, 1.0), 0.0) ** 0.5,  # as torch.std
+            "act_sq": total_sq / n,
             "frac_zero": zeros / n,
             "frac_saturated": sat / n if self.saturating else float("nan"),
             "frac_dead": float((~alive).double().mean()),
