@@ -209,6 +209,18 @@ def _input_rms(batches: list) -> float:
     return float(torch.stack(values).mean().sqrt()) if values else float("nan")
 
 
+def _first_run(collector: Collector, module_name: str) -> int | None:
+    """When a matrix's module first ran; for a module whose weight its parent uses directly
+    (``nn.MultiheadAttention``'s ``out_proj``), when the nearest enclosing module did."""
+    parts = module_name.split(".")
+    for end in range(len(parts), 0, -1):
+        name = ".".join(parts[:end])
+        if name in collector.order:
+            return collector.order[name]
+    root = type(collector.model).__name__
+    return collector.order.get(root)
+
+
 def _layer_table(collector: Collector, mats: list, seen, family: str, lr: float, model: nn.Module) -> pd.DataFrame:
     """One row per activation call site and per trainable matrix that ran, in execution order."""
     rows = collector.activation_rows()
@@ -216,9 +228,9 @@ def _layer_table(collector: Collector, mats: list, seen, family: str, lr: float,
     if len(scaled) > len(mats) / 2:  # most weights zero: a broken init, not a zero-initialised branch
         scaled = []
     for m in mats:
-        owner = collector.names[m.module]
-        if owner in collector.order and seen.grads[m.name]:
-            row = weight_row(m, collector.order[owner], seen, lr, family)
+        index = _first_run(collector, collector.names[m.module])
+        if index is not None and seen.grads[m.name]:
+            row = weight_row(m, index, seen, lr, family)
             rows.append({**row, "behind": behind(m.name, scaled)})
     layers = pd.DataFrame(rows, columns=LAYER_COLUMNS).sort_values("index", kind="stable").reset_index(drop=True)
     for column in _FLOAT_COLUMNS:

@@ -42,7 +42,7 @@ from torch import nn
 
 from ._checks import check_int
 from .hooks import Hooks
-from .layers import activation_layers, check_module, weight_layers
+from .layers import activation_layers, check_module, matrices
 from .stats import ACTIVATION_QUANTITIES, activation_stats, update_ratio
 
 WEIGHT_QUANTITIES = ("grad_norm", "grad_abs_sum", "weight_norm", "update_ratio")
@@ -64,6 +64,7 @@ class _Layer:
     name: str
     index: int
     module: nn.Module
+    weight: torch.Tensor | None = None  # the matrix of a weight layer
 
 
 class Monitor:
@@ -115,7 +116,8 @@ class Monitor:
         )
         self.auto_step = auto_step
         self.act_layers = [_Layer(n, i, m) for i, (n, m) in enumerate(activation_layers(model), 1)]
-        self.weight_layers = [_Layer(n, i, m) for i, (n, m) in enumerate(weight_layers(model), 1)]
+        self.weight_layers = [_Layer(m.name, i, m.module, m.param) for i, m in enumerate(matrices(model), 1)]
+        self._calls: dict[str, int] = {}  # calls of each activation module in the current step
         self.current_step = 0  # the first training forward pass is step 1, as in fit
         self._rows: dict[int, list[tuple]] = {}
         self._hists: dict[int, list[tuple]] = {}
@@ -147,9 +149,8 @@ class Monitor:
                 for layer in self.act_layers:
                     self._sample_hooks.forward(layer.module, self._activation_hook(layer))
             if self.record_gradients:
-                for layer in self.weight_layers:
-                    if layer.module.weight.requires_grad:  # a frozen weight has no gradient to watch
-                        self._sample_hooks.tensor(layer.module.weight, self._gradient_hook(layer))
+                for layer in self.weight_layers:  # trainable matrices only: a frozen one has no gradient
+                    self._sample_hooks.tensor(layer.weight, self._gradient_hook(layer))
         except BaseException:
             self._sample_hooks.remove()
             raise
@@ -185,6 +186,7 @@ class Monitor:
         if self.record_updates and self._previous_weights is not None:
             self._record_updates()
         self.current_step += 1
+        self._calls.clear()
         if not self.sampling():
             self._sample_hooks.remove()
             return
@@ -195,7 +197,7 @@ class Monitor:
             return
         self._attach_measuring_hooks()
         if self.record_updates:
-            self._previous_weights = {layer.name: layer.module.weight.detach().clone() for layer in self.weight_layers}
+            self._previous_weights = {layer.name: layer.weight.detach().clone() for layer in self.weight_layers}
             self._previous_step = self.current_step
 
     def _on_root_forward(self, module: nn.Module, args) -> None:
@@ -210,9 +212,10 @@ class Monitor:
                     del store[s]
 
     # -- hooks ---------------------------------------------------------------------------------
-    def _add(self, layer: _Layer, kind: str, values: dict[str, float]) -> None:
+    def _add(self, layer: _Layer, kind: str, values: dict[str, float], name: str | None = None) -> None:
         rows = self._rows.setdefault(self.current_step, [])
-        rows.extend((self.current_step, layer.name, layer.index, kind, q, v) for q, v in values.items())
+        name = name or layer.name
+        rows.extend((self.current_step, name, layer.index, kind, q, v) for q, v in values.items())
 
     def _activation_hook(self, layer: _Layer) -> Callable:
         def hook(module: nn.Module, inputs, output) -> None:
@@ -220,11 +223,13 @@ class Monitor:
                 return
             if self.auto_step and not torch.is_grad_enabled():
                 return  # an evaluation pass, not a training step
-            self._add(layer, "activation", activation_stats(module, output))
+            calls = self._calls[layer.name] = self._calls.get(layer.name, 0) + 1
+            name = layer.name if calls == 1 else f"{layer.name}#{calls}"  # one row per call site
+            self._add(layer, "activation", activation_stats(module, output), name)
             low, high = self.hist_range or default_hist_range(module)
             out = output.detach().float().clamp(low, high)
             counts = torch.histc(out, bins=self.bins, min=low, max=high).cpu().numpy().astype(np.int64)
-            self._hists.setdefault(self.current_step, []).append((layer.name, layer.index, low, high, counts))
+            self._hists.setdefault(self.current_step, []).append((name, layer.index, low, high, counts))
 
         return hook
 
@@ -236,7 +241,7 @@ class Monitor:
             self._add(layer, "weight", {
                 "grad_norm": float(g.norm()),
                 "grad_abs_sum": float(g.abs().sum()),
-                "weight_norm": float(layer.module.weight.detach().norm()),
+                "weight_norm": float(layer.weight.detach().norm()),
             })
 
         return hook
@@ -247,7 +252,7 @@ class Monitor:
         if step not in self._rows:
             return
         for layer in self.weight_layers:
-            w = layer.module.weight.detach()
+            w = layer.weight.detach()
             before = previous.get(layer.name)
             if before is None or before.shape != w.shape:
                 continue

@@ -138,12 +138,33 @@ def _judged(weights: pd.DataFrame) -> pd.DataFrame:
     return weights[keep]
 
 
+def _depth_ratios(weights: pd.DataFrame) -> list[float]:
+    """First-to-last gradient RMS within each group of repeated layers (names equal but for their
+    numbers: ``hidden#.linear``, ``encoder.layer.#.attention.self.value``): the change with depth
+    alone, without the difference between a stem, a body and a head."""
+    template = weights.layer.str.replace(r"\d+", "#", regex=True)
+    ratios = []
+    for _, group in weights.groupby(template, sort=False):
+        ratio = _first_to_last(group, "grad_rms") if len(group) >= 2 else None
+        if ratio is not None:
+            ratios.append(ratio[2])
+    return ratios
+
+
 def _gradient_findings(acts: pd.DataFrame, weights: pd.DataFrame, t: dict, exploding: bool) -> list[Finding]:
-    """vanishing / exploding: the first weight layer's gradient RMS relative to the last one's;
-    exploding also when the gradient w.r.t. the outputs grows from the last activation layer
-    back to the first (forward growth can hide it from the weight gradients)."""
+    """vanishing / exploding: the first weight layer's gradient RMS relative to the last one's, when
+    the repeated layers agree (their own first-to-last ratios cross the same threshold; a net of a
+    stem, a few blocks and a head, a transformer, can have a small first-to-last ratio with no
+    change along its depth); exploding also when the gradient w.r.t. the outputs grows from the
+    last activation layer back to the first (forward growth can hide it from the weight gradients)."""
     found = []
-    weight_ratio = _first_to_last(_judged(weights), "grad_rms")
+    judged = _judged(weights)
+    weight_ratio = _first_to_last(judged, "grad_rms")
+    depth = _depth_ratios(judged)
+    if weight_ratio is not None and depth:
+        low, high = min(depth), max(depth)
+        if weight_ratio[2] < t["vanishing_ratio"] <= low or weight_ratio[2] > t["exploding_ratio"] >= high:
+            weight_ratio = None  # the repeated layers do not change with depth: not vanishing or exploding
     if weight_ratio is not None:
         first, last, ratio = weight_ratio
         said = f"its weight gradient (RMS) is {number(ratio)} × that of the last layer ({last}): "
