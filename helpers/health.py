@@ -99,8 +99,9 @@ class HealthReport:
         return [f.layer for f in self.findings if f.problem == problem]
 
     def findings_frame(self) -> pd.DataFrame:
-        """The findings as a DataFrame: layer, problem, value, threshold, message, chapter."""
-        columns = ["layer", "problem", "value", "threshold", "message", "chapter"]
+        """The findings as a DataFrame: layer, problem, value, threshold, message, chapter, and the
+        basis of the threshold (where it comes from)."""
+        columns = ["layer", "problem", "value", "threshold", "message", "chapter", "basis"]
         return pd.DataFrame([[getattr(f, c) for c in columns] for f in self.findings], columns=columns)
 
     def summary(self) -> list[str]:

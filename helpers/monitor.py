@@ -43,7 +43,7 @@ from torch import nn
 from ._checks import check_int
 from .hooks import Hooks
 from .layers import activation_layers, check_module, matrices
-from .stats import ACTIVATION_QUANTITIES, activation_stats, update_ratio
+from .stats import ACTIVATION_QUANTITIES, activation_stats, distributed, update_ratio
 
 WEIGHT_QUANTITIES = ("grad_norm", "grad_abs_sum", "weight_norm", "update_ratio")
 COLUMNS = ["step", "layer", "index", "kind", "quantity", "value"]
@@ -225,7 +225,7 @@ class Monitor:
                 return  # an evaluation pass, not a training step
             calls = self._calls[layer.name] = self._calls.get(layer.name, 0) + 1
             name = layer.name if calls == 1 else f"{layer.name}#{calls}"  # one row per call site
-            self._add(layer, "activation", activation_stats(module, output), name)
+            self._add(layer, "activation", activation_stats(module, output, combine=distributed()), name)
             low, high = self.hist_range or default_hist_range(module)
             out = output.detach().float().clamp(low, high)
             counts = torch.histc(out, bins=self.bins, min=low, max=high).cpu().numpy().astype(np.int64)

@@ -89,20 +89,41 @@ def example_std(out: torch.Tensor) -> float:
     return float(var.mean().sqrt())
 
 
-def activation_stats(module: nn.Module, out: torch.Tensor) -> dict[str, float]:
+def distributed() -> bool:
+    """True inside a ``torch.distributed`` group of more than one process."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def activation_stats(module: nn.Module, out: torch.Tensor, *, combine: bool = False) -> dict[str, float]:
     """The monitor's quantities of one output batch: ``ACTIVATION_QUANTITIES``.
+
+    ``combine=True`` (inside a ``torch.distributed`` group) computes them over every rank's batch:
+    sums are all-reduced, and a unit is dead only if it is dead on every rank.
 
     >>> activation_stats(nn.ReLU(), torch.tensor([[0.0, 1.0], [0.0, 3.0]]))["frac_dead"]
     0.5
     """
     out = out.detach().float()
     mask = saturated(module, out)
+    sums = torch.stack([torch.tensor(float(out.numel())), out.sum(), (out * out).sum(), (out == 0).sum().float(),
+                        mask.sum().float() if mask is not None else torch.tensor(0.0)]).double()
+    alive = (per_unit(out) != 0).any(dim=1).double() if out.ndim >= 2 else None
+    if combine:
+        import torch.distributed as dist
+
+        dist.all_reduce(sums)
+        if alive is not None:
+            dist.all_reduce(alive)
+    n, total, total_sq, zeros, sat = (float(v) for v in sums)
+    mean = total / n
     return {
-        "act_mean": float(out.mean()),
-        "act_std": float(out.std()) if out.numel() > 1 else 0.0,
-        "frac_zero": float((out == 0).float().mean()),
-        "frac_saturated": float("nan") if mask is None else float(mask.float().mean()),
-        "frac_dead": frac_dead(out),
+        "act_mean": mean,
+        "act_std": max((total_sq - n * mean * mean) / (n - 1), 0.0) ** 0.5 if n > 1 else 0.0,
+        "frac_zero": zeros / n,
+        "frac_saturated": float("nan") if mask is None else sat / n,
+        "frac_dead": float((alive == 0).double().mean()) if alive is not None else float("nan"),
     }
 
 
