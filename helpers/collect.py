@@ -273,3 +273,26 @@ class Loss:
         self.source = "random"
         cotangent = torch.randn(logits.shape, generator=self.noise).to(logits.device, logits.dtype)
         return (logits * cotangent).sum() / max(len(logits), 1), False
+
+
+def eval_gap(model: nn.Module, batch, device: torch.device) -> float:
+    """‖eval-mode output − train-mode output‖ / ‖train-mode output‖ on one batch, for a model whose
+    BatchNorm layers have running statistics from training (NaN otherwise)."""
+    trained = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+               and m.track_running_stats and m.num_batches_tracked is not None and int(m.num_batches_tracked) > 0]
+    if not trained:
+        return float("nan")
+    batch = batch.to(device)
+    outs = []
+    with torch.no_grad():
+        for training in (True, False):
+            model.train(training)
+            logits, _ = split_output(model(*batch.args, **batch.kwargs))
+            outs.append(logits.float())
+    return float((outs[1] - outs[0]).norm() / outs[0].norm().clamp_min(1e-12))
+
+
+def input_rms(batches: list) -> float:
+    """The RMS of every floating-point input of ``batches`` (NaN if there is none)."""
+    values = [t.detach().double().pow(2).mean() for b in batches for t in b.tensors()]
+    return float(torch.stack(values).mean().sqrt()) if values else float("nan")

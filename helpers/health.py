@@ -38,11 +38,11 @@ import torch
 from torch import nn
 
 from ._checks import check_choice, check_int, check_number
-from .collect import Collector, Loss, run_passes, split_output, weight_row
+from .collect import Collector, Loss, eval_gap, input_rms, run_passes, weight_row
 from .inputs import as_batches
 from .layers import behind, check_module, matrices, scaled_down
 from .monitor import preserved_state
-from .rules import PROBLEMS, Context, Finding, explained, findings
+from .rules import PROBLEMS, Context, Finding, check_thresholds, explained, findings
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 MODES = ("train", "eval")
@@ -151,26 +151,6 @@ class HealthReport:
         return health_figure(self, title)
 
 
-def _check_thresholds(dead_fraction, saturated_fraction, min_example_std, vanishing_ratio, exploding_ratio,
-                      update_ratio_range) -> dict[str, object]:
-    check_number("dead_fraction", dead_fraction, minimum=0.0, maximum=1.0)
-    check_number("saturated_fraction", saturated_fraction, minimum=0.0, maximum=1.0)
-    check_number("min_example_std", min_example_std, minimum=0.0)
-    check_number("vanishing_ratio", vanishing_ratio, minimum=0.0, strict=True)
-    check_number("exploding_ratio", exploding_ratio, minimum=0.0, strict=True)
-    if vanishing_ratio >= exploding_ratio:
-        raise ValueError(f"vanishing_ratio={vanishing_ratio!r} must be below exploding_ratio={exploding_ratio!r}")
-    if not (isinstance(update_ratio_range, (tuple, list)) and len(update_ratio_range) == 2):
-        raise TypeError(f"update_ratio_range must be a (low, high) pair, got {update_ratio_range!r}")
-    low = check_number("update_ratio_range[0]", update_ratio_range[0], minimum=0.0)
-    high = check_number("update_ratio_range[1]", update_ratio_range[1], minimum=0.0)
-    if not low < high:
-        raise ValueError(f"update_ratio_range={update_ratio_range!r} is not valid; give (low, high) with low < high")
-    return {"dead_fraction": dead_fraction, "saturated_fraction": saturated_fraction,
-            "min_example_std": min_example_std, "vanishing_ratio": vanishing_ratio,
-            "exploding_ratio": exploding_ratio, "update_ratio_range": (low, high)}
-
-
 def _optimizer(optimizer, lr) -> tuple[str, float, list[str]]:
     """The family of the update rule ("sgd" or "adam"), its learning rate, and a note if guessed."""
     if isinstance(optimizer, torch.optim.Optimizer):
@@ -186,28 +166,6 @@ def _optimizer(optimizer, lr) -> tuple[str, float, list[str]]:
         notes.append(f"update ratios assume {'Adam' if family == 'adam' else 'SGD'} at lr {lr:g}: pass "
                      "optimizer=<your torch optimizer> (or its name and lr=) to judge the step you really take")
     return family, check_number("lr", lr, minimum=0.0, strict=True), notes
-
-
-def _eval_gap(model: nn.Module, batch, device: torch.device) -> float:
-    """‖eval-mode output − train-mode output‖ / ‖train-mode output‖ on one batch, for a model whose
-    BatchNorm layers have running statistics from training (NaN otherwise)."""
-    trained = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-               and m.track_running_stats and m.num_batches_tracked is not None and int(m.num_batches_tracked) > 0]
-    if not trained:
-        return float("nan")
-    batch = batch.to(device)
-    outs = []
-    with torch.no_grad():
-        for training in (True, False):
-            model.train(training)
-            logits, _ = split_output(model(*batch.args, **batch.kwargs))
-            outs.append(logits.float())
-    return float((outs[1] - outs[0]).norm() / outs[0].norm().clamp_min(1e-12))
-
-
-def _input_rms(batches: list) -> float:
-    values = [t.detach().double().pow(2).mean() for b in batches for t in b.tensors()]
-    return float(torch.stack(values).mean().sqrt()) if values else float("nan")
 
 
 def _first_run(collector: Collector, module_name: str) -> int | None:
@@ -290,24 +248,35 @@ def report(
     Runs ``n_batches`` forward and backward passes of ``batch_size`` examples (a seeded
     random subset of ``data``), with no optimizer step, and leaves the model exactly as
     it was: parameters, buffers (BatchNorm running statistics), gradients, the train/eval
-    flag of every submodule, and torch's global random state are restored. Works on any
-    module tree: activations are read from activation *modules* (``nn.ReLU``, ``nn.Tanh``,
-    …; a functional ``F.relu`` inside ``forward`` is invisible), weights from ``Linear`` and
-    ``Conv`` layers; layers are ordered by when they first run.
+    flag of every submodule, hooks, and torch's global random state are restored. Works on
+    any module tree: every call of a nonlinearity is a row (an activation module, a library's
+    own activation class, a functional ``F.relu``/``torch.tanh``/``x.relu()`` inside a
+    ``forward``, named ``<module>:<function>``; a module called twice gives ``name`` and
+    ``name#2``), and so is every trainable parameter with two or more dimensions (linear,
+    conv, attention, recurrent, embedding weights, Hugging Face's ``Conv1D``); rows are
+    ordered by when they first run. What it could not see or did not judge is in ``notes``.
+    Inside a ``torch.distributed`` group the statistics are combined over the ranks.
 
     Args:
-        model: any ``nn.Module`` whose output goes to ``loss_fn``.
-        data: a tensor batch (with ``target``, or none), an ``(x, y)`` pair of tensors, or a
-            :class:`helpers.data.Dataset` (its training split).
-        target: labels for a tensor ``data``. Without targets the gradients come from a
-            random (seeded, standard normal) output gradient: their *profile* across layers
-            is meaningful, their absolute size and the update ratios less so.
-        loss_fn: ``loss_fn(output, target)``; default cross-entropy for integer targets,
-            mean squared error for float targets.
-        lr: the learning rate of the step the update ratio is computed for.
-        optimizer: ``"sgd"``: the update is ``lr·g``, so the ratio is ``lr·‖g‖/‖W‖``;
-            ``"adam"``: Adam's first step moves every weight with a non-zero gradient by
-            ``lr``, so the ratio is ``lr·√(nnz g)/‖W‖``.
+        model: any ``nn.Module``.
+        data: a tensor or NumPy batch (with ``target``, or none), an ``(x, y)`` pair, a
+            multi-input batch ``((x1, x2), y)``, a dict of tensors (a tokenizer's output; with
+            ``"labels"`` the model's own loss is used), a ``torch.utils.data.Dataset``, a
+            ``DataLoader`` (its first ``n_batches`` batches), or a :class:`helpers.data.Dataset`
+            (see :mod:`helpers.inputs`). The model's output may be a tensor, a tuple, a dict or
+            an object with ``.logits``/``.loss``.
+        target: labels for a tensor ``data``. Without targets (and without a loss of the
+            model's own) the gradients come from a random (seeded, standard normal) output
+            gradient: their *profile* across layers is meaningful, their size less so.
+        loss_fn: ``loss_fn(logits, target)``; default cross-entropy for integer targets (over
+            every position of a sequence), mean squared error for float targets (with a note).
+        optimizer: the optimizer you train with — a ``torch.optim.Optimizer`` (its type and
+            learning rate are read; Adam-like ones move each weight by about ``lr`` at the
+            first step, so the ratio is ``lr·√(nnz g)/‖W‖``; SGD moves it by ``lr·g``, so
+            ``lr·‖g‖/‖W‖``), or ``"sgd"``, ``"adam"``, ``"adamw"``. Without it, SGD at lr 0.1
+            is assumed and a note says so.
+        lr: the learning rate of that step (default: the optimizer's, else 0.1 for SGD and
+            1e-3 for Adam).
         n_batches: cost control — at most this many forward/backward passes.
         batch_size: examples per pass (fewer if ``data`` is smaller).
         mode: run the model in ``"train"`` mode (BatchNorm uses batch statistics, dropout is on:
@@ -360,7 +329,7 @@ def report(
     family, lr, notes = _optimizer(optimizer, lr)
     check_choice("mode", mode, MODES)
     check_int("seed", seed, minimum=0)
-    thresholds = _check_thresholds(dead_fraction, saturated_fraction, min_example_std, vanishing_ratio,
+    thresholds = check_thresholds(dead_fraction, saturated_fraction, min_example_std, vanishing_ratio,
                                    exploding_ratio, update_ratio_range)
     for name, value in (("max_weight_scale", max_weight_scale), ("init_loss_factor", init_loss_factor),
                         ("max_input_rms", max_input_rms), ("max_eval_gap", max_eval_gap)):
@@ -375,7 +344,7 @@ def report(
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
     with preserved_state(model), torch.random.fork_rng(devices=[]):
-        gap = _eval_gap(model, batches[0], device) if mode == "train" else float("nan")  # before any pass
+        gap = eval_gap(model, batches[0], device) if mode == "train" else float("nan")  # before any pass
         model.train(mode == "train")
         for p in model.parameters():
             p.grad = None
@@ -385,7 +354,7 @@ def report(
     layers = _layer_table(collector, mats, seen, family, lr, model)
     n_examples = sum(len(b) for b in batches)
     context = Context(n_examples, seen.losses, loss.source, loss.classes if loss_fn is None else 0,
-                      _input_rms(batches), gap, collector.non_finite | seen.non_finite)
+                      input_rms(batches), gap, collector.non_finite | seen.non_finite)
     found = findings(layers, thresholds, context)
     notes += explained(layers, thresholds) + _coverage_notes(collector, mats, model, layers, loss, n_examples)
     mean_loss = float(np.mean(seen.losses)) if loss.source != "random" else float("nan")

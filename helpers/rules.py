@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ._checks import check_number
 from .text import number
 
 PROBLEMS = ("dead", "saturated", "collapsed", "vanishing", "exploding", "update_small", "update_large",
@@ -278,3 +279,24 @@ def explained(layers: pd.DataFrame, t: dict) -> list[str]:
 def _names(names) -> str:
     names = list(names)
     return ", ".join(names) if len(names) <= 3 else f"{names[0]}, {names[1]}, … {len(names)} in all"
+
+
+def check_thresholds(dead_fraction, saturated_fraction, min_example_std, vanishing_ratio, exploding_ratio,
+                      update_ratio_range) -> dict[str, object]:
+    """The thresholds of the per-layer rules, checked (each error names the argument)."""
+    check_number("dead_fraction", dead_fraction, minimum=0.0, maximum=1.0)
+    check_number("saturated_fraction", saturated_fraction, minimum=0.0, maximum=1.0)
+    check_number("min_example_std", min_example_std, minimum=0.0)
+    check_number("vanishing_ratio", vanishing_ratio, minimum=0.0, strict=True)
+    check_number("exploding_ratio", exploding_ratio, minimum=0.0, strict=True)
+    if vanishing_ratio >= exploding_ratio:
+        raise ValueError(f"vanishing_ratio={vanishing_ratio!r} must be below exploding_ratio={exploding_ratio!r}")
+    if not (isinstance(update_ratio_range, (tuple, list)) and len(update_ratio_range) == 2):
+        raise TypeError(f"update_ratio_range must be a (low, high) pair, got {update_ratio_range!r}")
+    low = check_number("update_ratio_range[0]", update_ratio_range[0], minimum=0.0)
+    high = check_number("update_ratio_range[1]", update_ratio_range[1], minimum=0.0)
+    if not low < high:
+        raise ValueError(f"update_ratio_range={update_ratio_range!r} is not valid; give (low, high) with low < high")
+    return {"dead_fraction": dead_fraction, "saturated_fraction": saturated_fraction,
+            "min_example_std": min_example_std, "vanishing_ratio": vanishing_ratio,
+            "exploding_ratio": exploding_ratio, "update_ratio_range": (low, high)}

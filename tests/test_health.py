@@ -362,7 +362,7 @@ def test_html_text_and_plot():
     assert "dead-ReLU chapter" in str(rep)
     assert repr(rep).startswith("<HealthReport ok=False problems=[") and "'dead'" in repr(rep)
     frame = rep.findings_frame()
-    assert list(frame.columns) == ["layer", "problem", "value", "threshold", "message", "chapter"]
+    assert list(frame.columns) == ["layer", "problem", "value", "threshold", "message", "chapter", "basis"]
     assert len(frame) == len(rep.findings)
     fig = rep.plot()
     assert len(fig.axes) == 4 and all(ax.get_ylabel() for ax in fig.axes)
