@@ -123,7 +123,7 @@ class HealthReport:
 
     def __str__(self) -> str:
         head = (f"HealthReport: {len(self.layers)} layers, {self.n_examples} examples, "
-                f"{self.n_passes} passes, loss {self.loss:.4g}")
+                f"{self.n_passes} pass{'es' if self.n_passes != 1 else ''}, loss {self.loss:.4g}")
         body = self.summary() or ["no problem found"]
         return "\n".join([head, *("- " + line for line in body), *("note: " + n for n in self.notes)])
 
