@@ -105,17 +105,42 @@ def activation_stats(module: nn.Module, out: torch.Tensor, *, combine: bool = Fa
     >>> activation_stats(nn.ReLU(), torch.tensor([[0.0, 1.0], [0.0, 3.0]]))["frac_dead"]
     0.5
     """
-    out = out.detach().float()
+    out = out.detach()
+    if out.dtype != torch.float32:
+        out = out.float()
+    if combine:
+        return _combined_stats(module, out)
+    mask = saturated(module, out)
+    std, mean = torch.std_mean(out) if out.numel() > 1 else (torch.zeros(()), out.mean())
+    zero = out == 0
+    if out.ndim == 2:
+        dead = zero.all(dim=0)
+    elif out.ndim > 2:
+        dead = zero.transpose(0, 1).reshape(out.shape[1], -1).all(dim=1)
+    values = [mean, std, zero.sum() / zero.numel()] + ([dead.sum() / dead.numel()] if out.ndim >= 2 else [])
+    if mask is not None:
+        values.append(mask.sum() / mask.numel())
+    numbers = torch.stack([v.float() for v in values]).tolist()  # one conversion for all
+    return {
+        "act_mean": numbers[0],
+        "act_std": numbers[1],
+        "frac_zero": numbers[2],
+        "frac_saturated": numbers[-1] if mask is not None else float("nan"),
+        "frac_dead": numbers[3] if out.ndim >= 2 else float("nan"),
+    }
+
+
+def _combined_stats(module: nn.Module, out: torch.Tensor) -> dict[str, float]:
+    """:func:`activation_stats` over every rank of a ``torch.distributed`` group (all-reduced sums)."""
+    import torch.distributed as dist
+
     mask = saturated(module, out)
     sums = torch.stack([torch.tensor(float(out.numel())), out.sum(), (out * out).sum(), (out == 0).sum().float(),
                         mask.sum().float() if mask is not None else torch.tensor(0.0)]).double()
     alive = (per_unit(out) != 0).any(dim=1).double() if out.ndim >= 2 else None
-    if combine:
-        import torch.distributed as dist
-
-        dist.all_reduce(sums)
-        if alive is not None:
-            dist.all_reduce(alive)
+    dist.all_reduce(sums)
+    if alive is not None:
+        dist.all_reduce(alive)
     n, total, total_sq, zeros, sat = (float(v) for v in sums)
     mean = total / n
     return {

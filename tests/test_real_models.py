@@ -134,3 +134,17 @@ def test_half_precision_models(dtype):
     rep = helpers.report(model, s.data, optimizer="adam", lr=1e-3)
     assert len(rep.layers[rep.layers.kind == "activation"]) == s.calls
     assert rep.layers[rep.layers.kind == "weight"].grad_rms.notna().all()
+
+
+def test_zero_initialised_head_is_standard_practice():
+    s = zoo.build("vit")  # timm's ViT zero-initialises its head
+    nn.init.zeros_(s.model.classifier.weight)
+    rep = helpers.report(s.model, s.data, optimizer=usual(s))
+    assert rep.ok, rep.summary()
+    assert any("zero-initialised weights (classifier)" in n for n in rep.notes)
+    assert any("behind zero-initialised" in n for n in rep.notes)
+    broken = zoo.build("lstm")  # every weight zero is a broken init, not a zero-initialised branch
+    with torch.no_grad():
+        for p in broken.model.parameters():
+            p.zero_()
+    assert not helpers.report(broken.model, broken.data, optimizer=usual(broken)).ok
