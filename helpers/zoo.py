@@ -13,7 +13,7 @@ that package (``pip install transformers``); the others need only torch.
 
 >>> s = build("lstm")
 >>> s.calls, s.matrices
-(1, 5)
+(1, 4)
 """
 
 from __future__ import annotations
