@@ -43,8 +43,8 @@ from .inputs import as_batches
 from .layers import behind, check_module, matrices, scaled_down
 from .monitor import preserved_state
 from .rules import PROBLEMS, Context, Finding, check_thresholds, explained, findings
+from .train import OPTIMIZERS
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
 MODES = ("train", "eval")
 LAYER_COLUMNS = [
     "layer", "kind", "module", "index", "role", "behind", "act_mean", "act_std", "act_sq", "pre_mean", "pre_std",

@@ -41,7 +41,7 @@ from .layers import check_module
 from .monitor import Monitor
 from .seed import seed_everything
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 LOSSES = ("cross_entropy", "mse")
 SAMPLINGS = ("epochs", "random")
 HISTORY_COLUMNS = ["step", "split", "metric", "value"]
@@ -180,13 +180,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str | Cal
 
 def make_optimizer(params: Sequence[torch.Tensor], optimizer: str | Callable, lr: float, *, momentum: float = 0.0,
                    weight_decay: float = 0.0, amsgrad: bool = False) -> torch.optim.Optimizer:
-    """``torch.optim.SGD`` or ``Adam`` by name, or ``optimizer(params)`` for a factory you give."""
+    """``torch.optim.SGD``, ``Adam`` or ``AdamW`` by name, or ``optimizer(params)`` for a factory you give."""
     if callable(optimizer):
         return optimizer(params)
     check_choice("optimizer", optimizer, OPTIMIZERS)
     if optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, amsgrad=amsgrad)
+    adam = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
+    return adam(params, lr=lr, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
 def batches(n: int, batch_size: int | None, generator: torch.Generator, sampling: str = "epochs"
