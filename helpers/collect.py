@@ -28,7 +28,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .hooks import Hooks
-from .layers import FUNCTIONAL, Matrix, is_activation
+from .layers import FUNCTIONAL, NORM_TYPES, Matrix, is_activation
 from .stats import Moments
 
 
@@ -63,6 +63,8 @@ class Collector:
         self.calls: Counter = Counter()
         self.stack: list[str] = []
         self.inside_activation = 0
+        self.previous: str | None = None  # the module that finished last
+        self.normalized: set[str] = set()  # modules whose output a normalisation layer takes next
         self.hooks = Hooks()
         self.mode = _Functional(self) if functional else None
 
@@ -101,6 +103,9 @@ class Collector:
                 self.stack.pop()
             self.inside_activation -= activation
             self.order.setdefault(name, len(self.order) + 1)
+            if self.previous is not None and isinstance(module, NORM_TYPES):
+                self.normalized.add(self.previous)  # the layer whose output this norm normalises
+            self.previous = name
             if activation and not self.inside_activation:
                 self.record(name, type(module).__name__, args[0] if args else None, output, module)
 
@@ -247,11 +252,15 @@ class Loss:
         self.noise = torch.Generator().manual_seed(seed + 1)
         self.source = ""  # "target", "model" or "random"
         self.classes = 0  # K, for cross-entropy on integer targets
+        self.probabilities = False  # the outputs given to the cross-entropy are already probabilities
 
     def _default(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if target.is_floating_point():
             return nn.functional.mse_loss(logits, target)
         self.classes = int(logits.shape[-1])
+        with torch.no_grad():  # rows of probabilities: a softmax before the cross-entropy's own
+            rows = logits.detach().float().flatten(0, -2)
+            self.probabilities = bool((rows >= 0).all() and ((rows.sum(dim=-1) - 1).abs() < 1e-3).all())
         if logits.ndim > 2 and target.ndim == logits.ndim - 1:  # a sequence: every position
             return nn.functional.cross_entropy(logits.flatten(0, -2), target.flatten())
         return nn.functional.cross_entropy(logits, target)

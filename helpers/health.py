@@ -190,6 +190,8 @@ def _layer_table(collector: Collector, mats: list, seen, family: str, lr: float,
         index = _first_run(collector, collector.names[m.module])
         if index is not None and seen.grads[m.name]:
             row = weight_row(m, index, seen, lr, family)
+            if collector.names[m.module] in collector.normalized and not row["role"]:
+                row["role"] = "normalized"
             rows.append({**row, "behind": behind(m.name, scaled)})
     layers = pd.DataFrame(rows, columns=LAYER_COLUMNS).sort_values("index", kind="stable").reset_index(drop=True)
     for column in _FLOAT_COLUMNS:
@@ -239,9 +241,10 @@ def report(
     exploding_ratio: float = 1e2,
     update_ratio_range: tuple[float, float] = (1e-5, 1e-1),
     max_weight_scale: float = 4.0,
-    init_loss_factor: float = 1.5,
+    init_loss_factor: float = 2.0,
     max_input_rms: float = 10.0,
     max_eval_gap: float = 0.5,
+    normalized_update_factor: float = 10.0,
 ) -> HealthReport:
     """Diagnose ``model`` on ``data``: per-layer statistics and plain-language findings.
 
@@ -332,7 +335,8 @@ def report(
     thresholds = check_thresholds(dead_fraction, saturated_fraction, min_example_std, vanishing_ratio,
                                    exploding_ratio, update_ratio_range)
     for name, value in (("max_weight_scale", max_weight_scale), ("init_loss_factor", init_loss_factor),
-                        ("max_input_rms", max_input_rms), ("max_eval_gap", max_eval_gap)):
+                        ("max_input_rms", max_input_rms), ("max_eval_gap", max_eval_gap),
+                        ("normalized_update_factor", normalized_update_factor)):
         thresholds[name] = check_number(name, value, minimum=0.0, strict=True)
     batches = as_batches(data, target, n_batches=check_int("n_batches", n_batches, minimum=1),
                          batch_size=check_int("batch_size", batch_size, minimum=1), seed=seed)
@@ -354,7 +358,7 @@ def report(
     layers = _layer_table(collector, mats, seen, family, lr, model)
     n_examples = sum(len(b) for b in batches)
     context = Context(n_examples, seen.losses, loss.source, loss.classes if loss_fn is None else 0,
-                      input_rms(batches), gap, collector.non_finite | seen.non_finite)
+                      input_rms(batches), gap, collector.non_finite | seen.non_finite, loss.probabilities)
     found = findings(layers, thresholds, context)
     notes += explained(layers, thresholds) + _coverage_notes(collector, mats, model, layers, loss, n_examples)
     mean_loss = float(np.mean(seen.losses)) if loss.source != "random" else float("nan")

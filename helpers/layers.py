@@ -46,6 +46,8 @@ FUNCTIONAL: dict[str, str] = {
     )
 }
 EMBEDDING_TYPES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
+#: Normalisation layers: a weight layer whose output goes straight into one is scale-invariant.
+NORM_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 def is_activation(module: nn.Module) -> bool:

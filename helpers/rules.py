@@ -20,7 +20,7 @@ from ._checks import check_number
 from .text import number
 
 PROBLEMS = ("dead", "saturated", "collapsed", "vanishing", "exploding", "update_small", "update_large",
-            "weights_large", "init_loss", "inputs_unscaled", "stale_batchnorm")
+            "weights_large", "init_loss", "inputs_unscaled", "stale_batchnorm", "softmax_output")
 #: The chapter that explains each problem, as (notebook, the name a message gives it).
 #:
 #: :meta hide-value:
@@ -36,13 +36,14 @@ CHAPTERS: dict[str, tuple[str, str]] = {
     "init_loss": ("02_initialization.ipynb", "the initialization chapter"),
     "inputs_unscaled": ("04_dead_relu.ipynb", "the dead-ReLU chapter"),
     "stale_batchnorm": ("05_diagnose.ipynb", "the diagnosis chapter"),
+    "softmax_output": ("05_diagnose.ipynb", "the diagnosis chapter"),
 }
 #: The threshold behind each problem (a key of ``THRESHOLDS``).
 BASIS: dict[str, str] = {
     "dead": "dead_fraction", "saturated": "saturated_fraction", "collapsed": "min_example_std",
     "vanishing": "vanishing_ratio", "exploding": "exploding_ratio", "update_small": "update_ratio_range",
     "update_large": "update_ratio_range", "weights_large": "max_weight_scale", "init_loss": "init_loss_factor",
-    "inputs_unscaled": "max_input_rms", "stale_batchnorm": "max_eval_gap",
+    "inputs_unscaled": "max_input_rms", "stale_batchnorm": "max_eval_gap", "softmax_output": "probabilities",
 }
 HEALTHY_UPDATE_RATIO = 1e-3
 
@@ -64,11 +65,18 @@ THRESHOLDS: dict[str, tuple[object, str]] = {
     "max_weight_scale": (4.0, "a weight's RMS × √fan-in is the gain its init gave it: 1 (Xavier, PyTorch's "
                               "default 0.58) to √2 (He) or 5/3 (tanh); above 4, far more than any scheme gives, "
                               "and normalisation after the layer hides it from the forward signal"),
-    "init_loss_factor": (1.5, "at initialisation a classifier's cross-entropy should be about ln K for K "
+    "init_loss_factor": (2.0, "at initialisation a classifier's cross-entropy should be about ln K for K "
                               "balanced classes (Karpathy, 'A recipe for training neural networks', 2019); "
-                              "1.5 × ln K means confidently wrong outputs"),
+                              "twice ln K means confidently wrong outputs"),
+    "normalized_update_factor": (10.0, "a weight whose output goes straight into BatchNorm or LayerNorm is "
+                                       "scale-invariant: a large first update grows its norm and so shrinks "
+                                       "the next ones (van Laarhoven 2017; Arora et al. 2019); its update_large "
+                                       "threshold is 10 × the others'"),
     "max_input_rms": (10.0, "inputs of unit scale are what every init scheme assumes; an RMS above 10 "
                             "(raw pixels 0-255 have about 100) is unnormalised data"),
+    "probabilities": (1e-3, "outputs that are all non-negative and sum to 1 within this, for every example, "
+                            "are probabilities: F.cross_entropy applies log-softmax itself, so a softmax "
+                            "before it squashes the gradient (a common bug on Stack Overflow, DeepLocalize)"),
     "max_eval_gap": (0.5, "evaluation-mode outputs (running BatchNorm statistics) that differ from "
                           "training-mode ones by more than half their size: the statistics are stale"),
 }
@@ -135,7 +143,7 @@ def _judged(weights: pd.DataFrame) -> pd.DataFrame:
     most rows get no gradient from a batch), not attention's query/key projections (at
     initialisation attention is near uniform, so their gradients are small by design), not layers
     behind a zero-initialised or scaled-down branch (see :func:`helpers.layers.scaled_down`)."""
-    keep = (weights.role.fillna("") == "") & (weights.behind.fillna("") == "")
+    keep = weights.role.fillna("").isin(["", "normalized"]) & (weights.behind.fillna("") == "")
     return weights[keep]
 
 
@@ -195,8 +203,9 @@ def _weight_findings(weights: pd.DataFrame, t: dict) -> list[Finding]:
             zero = row.update_ratio == 0
             text = "its gradient is exactly zero: it does not learn" if zero else said + "it barely learns"
             found.append(_finding(row.layer, "update_small", row.update_ratio, low, text))
-        elif row.update_ratio > high:
-            found.append(_finding(row.layer, "update_large", row.update_ratio, high,
+        elif row.update_ratio > high * (t["normalized_update_factor"] if row.role == "normalized" else 1):
+            limit = high * (t["normalized_update_factor"] if row.role == "normalized" else 1)
+            found.append(_finding(row.layer, "update_large", row.update_ratio, limit,
                                   said + "the learning rate is too large for it"))
         if row.role != "embedding" and row.weight_scale > t["max_weight_scale"]:
             found.append(_finding(row.layer, "weights_large", row.weight_scale, t["max_weight_scale"],
@@ -216,6 +225,7 @@ class Context:
     input_rms: float = float("nan")
     eval_gap: float = float("nan")
     non_finite: set[str] = field(default_factory=set)
+    probabilities: bool = False
 
 
 def _context_findings(c: Context, t: dict) -> list[Finding]:
@@ -230,6 +240,10 @@ def _context_findings(c: Context, t: dict) -> list[Finding]:
     if c.input_rms > t["max_input_rms"]:
         found.append(_finding("input", "inputs_unscaled", c.input_rms, t["max_input_rms"],
                               f"the inputs' RMS is {number(c.input_rms)}: normalise them to unit scale"))
+    if c.probabilities:
+        found.append(_finding("output", "softmax_output", 1.0, 1.0,
+                              "the outputs given to the cross-entropy are probabilities (non-negative, summing to "
+                              "1): remove the softmax, the loss applies its own"))
     if c.eval_gap > t["max_eval_gap"]:
         found.append(_finding("model", "stale_batchnorm", c.eval_gap, t["max_eval_gap"],
                               f"evaluation-mode outputs differ from training-mode ones by {number(c.eval_gap)} of "

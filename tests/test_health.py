@@ -203,6 +203,8 @@ def failing(problem):
         return net, data, {}
     if problem == "inputs_unscaled":
         return healthy_mlp(), (data[0] * 255, data[1]), {}
+    if problem == "softmax_output":  # a softmax before F.cross_entropy, which applies its own
+        return nn.Sequential(healthy_mlp(), nn.Softmax(dim=1)), data, {}
     if problem == "stale_batchnorm":  # running statistics from data of another scale and offset
         net = init.init_(models.mlp(64, 10, depth=3, norm="batch"), "kaiming_normal", seed=0)
         with torch.no_grad():
@@ -219,7 +221,7 @@ def test_each_problem_flagged(problem):
     assert problem in rep.problems, rep.summary()
     assert not rep.ok
     finding = next(f for f in rep.findings if f.problem == problem)
-    assert finding.layer in set(rep.layers.layer) | {"loss", "input", "model"}
+    assert finding.layer in set(rep.layers.layer) | {"loss", "input", "model", "output"}
     assert finding.basis  # where the threshold comes from
     assert finding.chapter.endswith(".ipynb") and finding.chapter in finding.message
     assert finding.message.startswith(finding.layer + ":")
