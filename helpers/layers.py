@@ -46,7 +46,7 @@ FUNCTIONAL: dict[str, str] = {
     )
 }
 EMBEDDING_TYPES: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
-#: Normalisation layers: a weight layer whose output goes straight into one is scale-invariant.
+#: Normalisation layers (a weight layer whose output goes straight into one is scale-invariant).
 NORM_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
