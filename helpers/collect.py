@@ -176,7 +176,6 @@ class Passes:
     nnz: dict[str, list[float]] = field(default_factory=dict)
     used_norm: dict[str, list[float]] = field(default_factory=dict)
     non_finite: set[str] = field(default_factory=set)
-    model_loss: bool = False
 
 
 def run_passes(model: nn.Module, batches: list, matrices: list[Matrix], loss_of: Loss) -> Passes:
@@ -186,7 +185,7 @@ def run_passes(model: nn.Module, batches: list, matrices: list[Matrix], loss_of:
     seen = Passes(grads={m.name: [] for m in matrices}, nnz={m.name: [] for m in matrices},
                   used_norm={m.name: [] for m in matrices})
     for batch in batches:
-        loss, seen.model_loss = loss_of(batch, device)
+        loss = loss_of(batch, device)
         seen.losses.append(float(loss.detach()) if loss_of.source != "random" else float("nan"))
         if loss.requires_grad:
             loss.backward()
@@ -265,7 +264,7 @@ class Loss:
             return nn.functional.cross_entropy(logits.flatten(0, -2), target.flatten())
         return nn.functional.cross_entropy(logits, target)
 
-    def __call__(self, batch, device: torch.device) -> tuple[torch.Tensor, bool]:
+    def __call__(self, batch, device: torch.device) -> torch.Tensor:
         batch = batch.to(device)
         logits, own = split_output(self.model(*batch.args, **batch.kwargs))
         if batch.target is not None:
@@ -273,15 +272,15 @@ class Loss:
                 raise TypeError("the model's output has no tensor or .logits to compare with the targets; "
                                 "pass a loss_fn that takes the output")
             self.source = "target"
-            return (self.loss_fn or self._default)(logits, batch.target), False
+            return (self.loss_fn or self._default)(logits, batch.target)
         if own is not None:
             self.source = "model"
-            return own, True
+            return own
         if logits is None:
             raise TypeError("the model's output has no tensor, .logits or .loss; give targets and a loss_fn")
         self.source = "random"
         cotangent = torch.randn(logits.shape, generator=self.noise).to(logits.device, logits.dtype)
-        return (logits * cotangent).sum() / max(len(logits), 1), False
+        return (logits * cotangent).sum() / max(len(logits), 1)
 
 
 def eval_gap(model: nn.Module, batch, device: torch.device) -> float:
