@@ -6,7 +6,9 @@
 - :func:`watch_curves` — one run's whole-set shares (and loss) over training;
 - :func:`neuron_loss` and :func:`weight_paths` — one ReLU neuron's loss and its weight's paths;
 - :func:`output_histograms` — activation histograms, one panel per variant and layer;
+- :func:`diary_log` — the debugging diary's summed |gradient| per step, one line per variant;
 - :func:`born_dead` — P(dead at init) against depth, closed form and simulation;
+- :func:`by_depth` — P(dead at init) against depth, one line per column (a bias kind, say);
 - :func:`per_batch_vs_whole` — the dead share on one batch against the whole set;
 - :func:`phase_run`, :func:`activation_run` — one :func:`helpers.dying.run`, as an explorer shows it.
 
@@ -23,7 +25,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from . import dying
+from . import dying, plots
 from .plots import _require
 
 
@@ -165,6 +167,23 @@ def born_dead(frame: pd.DataFrame, every: int = 3) -> plt.Figure:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def diary_log(runs: dict, variants: Sequence[str], seed: int) -> plt.Figure:
+    """The debugging diary's log: summed absolute gradient per step of each variant's ``seed`` run
+    (``runs`` keyed ``(variant, seed)``), log scale."""
+    history = pd.concat([runs[(v, seed)].history.assign(variant=v) for v in variants])
+    return plots.training_curves(history, "grad_abs_sum", hue="variant", style="variant", logy=True,
+                                 legend_outside=True, ylabel="summed |gradient|",
+                                 title="The debugging diary's log, reproduced: summed absolute gradient "
+                                       f"per step\n(full batch of 128, seed {seed})")
+
+
+def by_depth(frame: pd.DataFrame, title: str) -> plt.Figure:
+    """P(dead at init) against depth (``frame``'s index), one line per column."""
+    ax = frame.plot(figsize=(6.5, 3.2), xlabel="depth (hidden layers)", ylabel="P(net is dead at init)", title=title)
+    ax.figure.tight_layout()
+    return ax.figure
 
 
 def per_batch_vs_whole(per_batch: pd.DataFrame, whole: pd.DataFrame, title: str) -> plt.Figure:
