@@ -184,7 +184,8 @@ def _layer_table(collector: Collector, mats: list, seen, family: str, lr: float,
     """One row per activation call site and per trainable matrix that ran, in execution order."""
     rows = collector.activation_rows()
     scaled = scaled_down(model)
-    if len(scaled) > len(mats) / 2:  # most weights zero: a broken init, not a zero-initialised branch
+    zero_matrices = sum(f"{m.name}.weight" in scaled for m in mats)  # scalars (Fixup's biases) aside
+    if zero_matrices > 0.6 * len(mats):  # most weights zero: a broken init, not zero-initialised branches
         scaled = []
     for m in mats:
         index = _first_run(collector, collector.names[m.module])

@@ -158,7 +158,8 @@ def scaled_down(model: nn.Module) -> list[str]:
     ['1.weight']
     """
     return [name for name, p in check_module("model", model).named_parameters()
-            if not name.endswith("bias") and p.numel() and float(p.detach().abs().max()) <= SCALED_DOWN]
+            if not name.rsplit(".", 1)[-1].startswith("bias")  # biases, Fixup's scalar biases too
+            and p.numel() and float(p.detach().abs().max()) <= SCALED_DOWN]
 
 
 def behind(layer: str, scaled: list[str]) -> str:

@@ -14,13 +14,7 @@ branch, :math:`F` no longer scales with :math:`x_l`: each block adds a fixed var
 ``scaled`` (s = 1/√L, so :math:`q_L \to q_0 e`), ``zero`` (Goyal et al. 2017), ``rezero``
 (Bachlechner et al. 2020) and ``fixup`` (Zhang et al. 2019) start every block at the identity.
 
-The transformer half: :class:`TinyTransformer` on synthetic tasks, pre- versus post-LN
-(Xiong et al. 2020) and warmup with Adam (Liu et al. 2020).
-
-Groundwork for the residual/transformer chapter, which is not written yet: no chapter imports this
-module so far. First measurements (6 layers, d = 32): post-LN's gradients do *not* grow towards
-the output at initialization, and post-LN trains without warmup at Adam 1e-3; at 1e-2 one seed of
-three fails without warmup and trains with it.
+The transformer half of the chapter is :mod:`helpers.transformer`.
 
 >>> [name for name, _ in residual_mlp(8, 3, depth=2, width=16, branch="rezero").named_children()]
 ['stem', 'block1', 'block2', 'output']
@@ -40,13 +34,10 @@ from torch import nn
 from ._checks import check_choice, check_int, check_number
 from .hooks import capture
 from .monitor import preserved_state
-from .stats import update_ratio
-from .train import Callback, Run
 
 BRANCHES = ("plain", "scaled", "zero", "rezero", "fixup")
 NORMS = (None, "batch", "layer")
 INITS = ("he", "pytorch")
-LN_POSITIONS = ("pre", "post")
 
 
 class ResidualBlock(nn.Module):
@@ -204,9 +195,11 @@ def backward_signal(model: ResidualMLP, x: torch.Tensor, y: torch.Tensor) -> pd.
     with preserved_state(model), capture(modules, detach=False) as seen:
         loss = F.cross_entropy(model(x), y)
         grads = torch.autograd.grad(loss, [seen[name] for name in modules])
-    norms = [float(g.double().norm()) for g in grads]
+    norms = np.array([float(g.double().norm()) for g in grads])
+    with np.errstate(invalid="ignore", divide="ignore"):  # an overflowed net: inf / inf is NaN
+        relative = norms / norms[-1]
     return pd.DataFrame({"block": range(len(norms)), "name": list(modules), "grad_norm": norms,
-                         "relative": np.array(norms) / norms[-1]})
+                         "relative": relative})
 
 
 def jacobian_singular_values(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -226,152 +219,97 @@ def jacobian_singular_values(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.svdvals(jac.detach())
 
 
-class TinyTransformer(nn.Module):
-    """Token + learned position embeddings → ``layers`` encoder layers → (final LN if pre-LN) → ``head``.
+def _seeded(seed: int, **kwargs) -> ResidualMLP:
+    torch.manual_seed(seed)
+    return residual_mlp(**kwargs)
 
-    ``ln="post"``: ``LN(x + sublayer(x))`` (Vaswani et al. 2017); ``"pre"``:
-    ``x + sublayer(LN(x))`` (``norm_first``). No dropout; feed-forward width ``4d``; no mask
-    (every position sees the whole sequence). Output: logits ``(batch, length, vocab)``.
 
-    >>> TinyTransformer(10, 16, 2, 2, max_len=8)(torch.zeros(3, 8).long()).shape
-    torch.Size([3, 8, 10])
+def signal_profiles(nets: dict[str, dict], x: torch.Tensor, y: torch.Tensor, seeds: range) -> pd.DataFrame:
+    """The stream's mean square (:func:`forward_variance`) and backward signal (:func:`backward_signal`)
+    after each block, for each named net (``name → residual_mlp keyword arguments``) and seed.
+
+    Columns ``net, seed, block, variance, grad_norm, forward`` (``variance / q₀``), ``backward``
+    (``grad_norm`` over the last block's).
+
+    >>> df = signal_profiles({"zero": dict(n_in=8, n_out=3, depth=2, width=16, branch="zero")},
+    ...                      torch.randn(16, 8), torch.zeros(16).long(), range(2))
+    >>> df.forward.round(6).unique().tolist(), len(df)
+    ([1.0], 6)
     """
-
-    def __init__(self, vocab: int, d: int, heads: int, layers: int, *, ln: str = "pre", max_len: int = 64) -> None:
-        super().__init__()
-        for name, value in (("vocab", vocab), ("d", d), ("heads", heads), ("layers", layers), ("max_len", max_len)):
-            check_int(name, value, minimum=1)
-        check_choice("ln", ln, LN_POSITIONS)
-        if d % heads:
-            raise ValueError(f"heads={heads} is not valid; it must divide d={d}")
-        self.ln = ln
-        self.embed = nn.Embedding(vocab, d)
-        self.pos = nn.Parameter(torch.randn(max_len, d))
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(d, heads, 4 * d, dropout=0.0, batch_first=True, norm_first=ln == "pre")
-            for _ in range(layers))
-        self.final_norm = nn.LayerNorm(d) if ln == "pre" else nn.Identity()
-        self.head = nn.Linear(d, vocab)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        h = self.embed(tokens) + self.pos[: tokens.shape[1]]
-        for layer in self.layers:
-            h = layer(h)
-        return self.head(self.final_norm(h))
+    rows = []
+    for name, kwargs in nets.items():
+        for seed in seeds:
+            model = _seeded(seed, **kwargs)
+            fwd = forward_variance(model, x)
+            bwd = backward_signal(model, x, y)
+            rows.append(pd.DataFrame({"net": name, "seed": seed, "block": fwd.block, "variance": fwd.variance,
+                                      "grad_norm": bwd.grad_norm, "forward": fwd.relative,
+                                      "backward": bwd.relative}))
+    return pd.concat(rows, ignore_index=True)
 
 
-def _tokens(n: int, length: int, vocab: int, seed: int) -> torch.Tensor:
-    for name, value in (("n", n), ("length", length), ("vocab", vocab), ("seed", seed)):
-        check_int(name, value, minimum=0 if name == "seed" else 1)
-    return torch.randint(vocab, (n, length), generator=torch.Generator().manual_seed(seed))
+def block_spectra(nets: dict[str, dict], seeds: range, block: int = 1) -> pd.DataFrame:
+    """Singular values of block ``block``'s input-output Jacobian at one random input, per net and seed.
+
+    Columns ``net, seed, singular_value`` (one row per value); ``nets`` as in :func:`signal_profiles`.
+    """
+    rows = []
+    for name, kwargs in nets.items():
+        for seed in seeds:
+            model = _seeded(seed, **kwargs)
+            x = torch.randn(kwargs["width"], generator=torch.Generator().manual_seed(seed))
+            values = jacobian_singular_values(model.blocks()[block - 1], x)
+            rows.append(pd.DataFrame({"net": name, "seed": seed, "singular_value": values.numpy()}))
+    return pd.concat(rows, ignore_index=True)
 
 
-def copy_task(n: int, length: int, vocab: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` random sequences ``x`` and targets ``y = x`` (per position).
+def train_nets(nets: dict[str, dict], data, seeds: range, **fit_kwargs) -> pd.DataFrame:
+    """Train each named net (``name → residual_mlp keyword arguments``) from each seed with
+    :func:`helpers.train.fit`; one row per run: ``net, seed, status, final_loss, test_accuracy``.
 
-    >>> x, y = copy_task(2, 5, 10); bool((x == y).all())
+    A diverged run has ``test_accuracy`` NaN.
+    """
+    from .train import fit  # train imports residual-free modules only; kept local to stay light
+
+    rows = []
+    for name, kwargs in nets.items():
+        for seed in seeds:
+            model = _seeded(seed, **kwargs)
+            result = fit(model, data, seed=seed, eval_every=None, progress=False, **fit_kwargs)
+            with torch.no_grad():
+                accuracy = float((model(data.x_test).argmax(1) == data.y_test).double().mean())
+            ok = result.status == "ok"
+            loss = result.history[result.history.metric == "loss"].value
+            rows.append((name, seed, result.status, float(loss.iloc[-1]) if ok and len(loss) else math.nan,
+                         accuracy if ok else math.nan))
+    return pd.DataFrame(rows, columns=["net", "seed", "status", "final_loss", "test_accuracy"])
+
+
+def first_step_change(nets: dict[str, dict], x: torch.Tensor, y: torch.Tensor, lr: float, seeds: range) -> pd.DataFrame:
+    r"""How much one SGD step on ``(x, y)`` moves each net's outputs: the RMS of :math:`f_1(x) - f_0(x)`.
+
+    ``nets`` as in :func:`signal_profiles`; one row per net and seed: ``net, seed, change`` (the
+    logits' change, absolute: a Fixup net's logits start at exactly zero). A
+    zero-initialised last branch layer lets every block learn at once in the first step; ReZero
+    lets only its scalar move; Fixup shrinks the inner layers by :math:`L^{-1/2}`.
+
+    >>> df = first_step_change({"zero": dict(n_in=4, n_out=3, depth=2, width=8, branch="zero")},
+    ...                        torch.randn(16, 4), torch.zeros(16).long(), 0.1, range(1))
+    >>> bool(df.change.iloc[0] > 0)
     True
-    """
-    x = _tokens(n, length, vocab, seed)
-    return x, x.clone()
-
-
-def reverse_task(n: int, length: int, vocab: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` random sequences and their reversal, ``y[:, i] = x[:, length - 1 - i]``.
-
-    >>> reverse_task(1, 4, 10)[1].tolist() == reverse_task(1, 4, 10)[0].flip(1).tolist()
-    True
-    """
-    x = _tokens(n, length, vocab, seed)
-    return x, x.flip(1)
-
-
-def sort_task(n: int, length: int, vocab: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` random sequences and the same tokens sorted ascending.
-
-    >>> x, y = sort_task(1, 6, 10); bool((y[:, 1:] >= y[:, :-1]).all())
-    True
-    """
-    x = _tokens(n, length, vocab, seed)
-    return x, x.sort(dim=1).values
-
-
-def sequence_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over every position: ``logits (B, T, V)``, ``y (B, T)`` (``fit(loss=...)``)."""
-    return F.cross_entropy(logits.flatten(0, 1), y.flatten())
-
-
-@torch.no_grad()
-def sequence_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of positions whose arg-max token is the target."""
-    return float((model(x).argmax(-1) == y).double().mean())
-
-
-def layer_grad_norms(model: TinyTransformer, batch: tuple[torch.Tensor, torch.Tensor]) -> pd.DataFrame:
-    """Gradient norm of each encoder layer's parameters (all together) for one batch, at the current weights.
-
-    Xiong et al. (2020): at init, post-LN gradients grow towards the output layer, pre-LN
-    ones are flat (or shrink). Columns ``layer`` (1 = nearest the input), ``grad_norm``; the
-    model's ``.grad`` is left untouched.
-    """
-    x, y = batch
-    params = [list(layer.parameters()) for layer in model.layers]
-    grads = torch.autograd.grad(sequence_loss(model(x), y), [p for ps in params for p in ps])
-    norms, i = [], 0
-    for ps in params:
-        norms.append(float(torch.sqrt(sum(g.double().pow(2).sum() for g in grads[i:i + len(ps)]))))
-        i += len(ps)
-    return pd.DataFrame({"layer": range(1, len(norms) + 1), "grad_norm": norms})
-
-
-def warmup(optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    r"""Linear warmup: the learning rate of step :math:`t` (from 1) is :math:`\eta\min(1, t/\text{steps})`.
-
-    Call ``.step()`` after each optimizer step (Goyal et al. 2017; Liu et al. 2020).
-
-    >>> opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-    >>> sched = warmup(opt, 4); [opt.param_groups[0]["lr"]]
-    [0.25]
-    """
-    check_int("steps", steps, minimum=1)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / steps))
-
-
-class Warmup(Callback):
-    """:func:`warmup` as a :mod:`helpers.train` callback: ``fit(..., callbacks=[Warmup(100)])``."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = check_int("steps", steps, minimum=1)
-
-    def on_fit_start(self, run: Run) -> None:
-        self.scheduler = warmup(run.optimizer, self.steps)
-
-    def after_step(self, run: Run) -> None:
-        self.scheduler.step()
-
-
-def adam_first_updates(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], lr: float, steps: int,
-                       warmup_steps: int = 1) -> pd.DataFrame:
-    r"""Train ``model`` in place with Adam for ``steps`` steps on one batch; per step and layer, ‖ΔW‖/‖W‖.
-
-    Liu et al. (2020): Adam's first updates are ≈ lr·sign(g) whatever the gradient's size
-    (its variance estimate rests on few samples), so their relative size is large early;
-    warmup (``warmup_steps`` > 1) shrinks them. Layers are ``model.layers`` (or the model's
-    children). Columns ``step, layer, update_ratio``.
     """
     lr = check_number("lr", lr, minimum=0.0, strict=True)
-    check_int("steps", steps, minimum=1)
-    x, y = batch
-    layers = [m for m in (getattr(model, "layers", None) or model.children()) if any(True for _ in m.parameters())]
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = warmup(opt, warmup_steps)
     rows = []
-    for step in range(1, steps + 1):
-        before = [torch.cat([p.detach().flatten() for p in layer.parameters()]) for layer in layers]
-        opt.zero_grad(set_to_none=True)
-        sequence_loss(model(x), y).backward()
-        opt.step()
-        sched.step()
-        for i, (layer, old) in enumerate(zip(layers, before)):
-            rows.append((step, i + 1, update_ratio(old, torch.cat([p.detach().flatten() for p in layer.parameters()]))))
-    return pd.DataFrame(rows, columns=["step", "layer", "update_ratio"])
+    for name, kwargs in nets.items():
+        for seed in seeds:
+            model = _seeded(seed, **kwargs)
+            before = model(x).detach()
+            model.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    if p.grad is not None:
+                        p -= lr * p.grad
+                after = model(x)
+            rows.append((name, seed, float((after - before).pow(2).mean().sqrt())))
+    return pd.DataFrame(rows, columns=["net", "seed", "change"])

@@ -430,3 +430,14 @@ def test_bad_data():
         report("net", (x, y))
     with pytest.raises(ValueError, match="problem='typo'"):
         report(net, (x, y)).flagged("typo")
+
+
+def test_fixup_net_is_not_a_broken_init():
+    """Fixup zero-initialises half the matrices (each branch's last layer and the head) and adds
+    zero scalar biases: a standard init, whose zero gradients at the first step are by design."""
+    from helpers.residual import residual_mlp
+
+    torch.manual_seed(0)
+    found = report(residual_mlp(64, 10, depth=8, width=16, branch="fixup"), load_digits(), optimizer="sgd", lr=0.05)
+    assert found.ok, found.problems
+    assert any("sit behind zero-initialised" in note for note in found.notes)

@@ -53,10 +53,6 @@ def test_argument_errors_name_the_argument():
         R.residual_mlp(4, 3, 2, 8, branch="zero", skip=False)
     with pytest.raises(TypeError, match="depth"):
         R.residual_mlp(4, 3, 2.0, 8)
-    with pytest.raises(ValueError, match="ln='mid'"):
-        R.TinyTransformer(10, 8, 2, 1, ln="mid")
-    with pytest.raises(ValueError, match="heads=3"):
-        R.TinyTransformer(10, 8, 3, 1)
     with pytest.raises(ValueError, match="growth="):
         R.predicted_stream_variance(3, 1.0, growth="linear")
     with pytest.raises(ValueError, match="1-D"):
@@ -132,48 +128,79 @@ def test_jacobian_singular_values_match_hand_formula():
     assert 0.5 < scaled.min() and scaled.max() < 1.5
 
 
-def test_tasks():
-    x, y = R.reverse_task(3, 5, 7, seed=1)
-    assert x.shape == (3, 5) and x.max() < 7 and torch.equal(y, x.flip(1))
-    assert torch.equal(R.copy_task(3, 5, 7, seed=1)[0], x)
-    assert torch.equal(R.sort_task(3, 5, 7, seed=1)[1], torch.sort(x, dim=1).values)
-    assert not torch.equal(R.copy_task(3, 5, 7, seed=2)[0], x)
+def test_signal_profiles_against_the_single_measurements():
+    x, y = torch.randn(32, 8), torch.randint(3, (32,))
+    nets = {"plain": dict(n_in=8, n_out=3, depth=3, width=16), "rezero": dict(n_in=8, n_out=3, depth=3, width=16,
+                                                                              branch="rezero")}
+    df = R.signal_profiles(nets, x, y, range(2))
+    assert len(df) == 2 * 2 * 4 and set(df.net) == {"plain", "rezero"}
+    torch.manual_seed(1)
+    model = R.residual_mlp(**nets["plain"])
+    one = df[(df.net == "plain") & (df.seed == 1)]
+    np.testing.assert_allclose(one.variance, R.forward_variance(model, x).variance, rtol=1e-6)
+    np.testing.assert_allclose(one.backward, R.backward_signal(model, x, y).relative, rtol=1e-6)
+    assert (df[df.net == "rezero"].forward.round(6) == 1).all()
 
 
-def test_transformer_ln_position_and_grad_norms():
-    for ln, first in (("pre", True), ("post", False)):
-        model = R.TinyTransformer(10, 8, 2, 3, ln=ln, max_len=6)
-        assert all(layer.norm_first is first for layer in model.layers)
-    batch = R.reverse_task(8, 6, 10)
-    df = R.layer_grad_norms(model, batch)
-    assert df.layer.tolist() == [1, 2, 3] and all(p.grad is None for p in model.parameters())
-    R.sequence_loss(model(batch[0]), batch[1]).backward()
-    by_hand = math.sqrt(sum(p.grad.pow(2).sum().item() for p in model.layers[2].parameters()))
-    assert df.grad_norm.iloc[2] == pytest.approx(by_hand, rel=1e-4)
+def test_block_spectra_are_the_blocks_singular_values():
+    nets = {"zero": dict(n_in=4, n_out=2, depth=2, width=6, branch="zero"), "plain": dict(n_in=4, n_out=2, depth=2,
+                                                                                        width=6)}
+    df = R.block_spectra(nets, range(1), block=2)
+    np.testing.assert_allclose(df[df.net == "zero"].singular_value, 1.0, rtol=1e-6)
+    torch.manual_seed(0)
+    block = R.residual_mlp(**nets["plain"]).block2
+    x = torch.randn(6, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(df[df.net == "plain"].singular_value, R.jacobian_singular_values(block, x), rtol=1e-5)
 
 
-def test_warmup_schedule_and_callback():
-    param = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([param], lr=0.8)
-    sched, seen = R.warmup(opt, 4), []
-    for _ in range(6):
-        seen.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    np.testing.assert_allclose(seen, [0.2, 0.4, 0.6, 0.8, 0.8, 0.8])
-    from helpers.train import Every, fit
-    lrs = []
-    fit(torch.nn.Linear(2, 2), (torch.randn(8, 2), torch.randint(2, (8,))), steps=3, lr=0.3, eval_every=None,
-        progress=False, callbacks=[R.Warmup(3), Every(1, lambda run: lrs.append(run.optimizer.param_groups[0]["lr"]))])
-    np.testing.assert_allclose(lrs, [0.2, 0.3, 0.3])  # read after each step: lr of the next one
+def test_train_nets_reports_divergence_and_accuracy():
+    from helpers.data import make_blobs
+
+    blobs = make_blobs(200)
+    nets = {"ok": dict(n_in=2, n_out=blobs.n_classes, depth=2, width=16, branch="scaled"),
+            "huge": dict(n_in=2, n_out=blobs.n_classes, depth=2, width=16)}
+    df = R.train_nets(nets, blobs, range(1), steps=30, lr=0.1, batch_size=32)
+    ok = df.set_index("net").loc["ok"]
+    assert ok.status == "ok" and 0 <= ok.test_accuracy <= 1 and math.isfinite(ok.final_loss)
+    diverged = R.train_nets({"huge": nets["huge"]}, blobs, range(1), steps=5, lr=1e12, batch_size=32)
+    assert diverged.status.iloc[0] == "diverged" and math.isnan(diverged.test_accuracy.iloc[0])
 
 
-def test_adam_first_updates_shrink_with_warmup():
-    batch = R.reverse_task(16, 6, 10)
-    runs = {}
-    for w in (1, 10):
-        torch.manual_seed(0)
-        runs[w] = R.adam_first_updates(R.TinyTransformer(10, 16, 2, 2, max_len=6), batch, 1e-3, 3, w)
-    assert runs[1].shape == (6, 3) and (runs[1].update_ratio > 0).all()
-    first = {w: df[df.step == 1].update_ratio.to_numpy() for w, df in runs.items()}
-    np.testing.assert_allclose(first[10], first[1] / 10, rtol=0.05)  # Adam's step is ∝ lr
+def test_first_step_change_is_one_sgd_step():
+    x, y = torch.randn(16, 4), torch.randint(3, (16,))
+    net = dict(n_in=4, n_out=3, depth=2, width=8, branch="scaled")
+    df = R.first_step_change({"scaled": net}, x, y, 0.1, range(1))
+    torch.manual_seed(0)
+    model = R.residual_mlp(**net)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = model(x).detach()
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    expected = float((model(x).detach() - before).pow(2).mean().sqrt())
+    assert df.change.iloc[0] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="lr"):
+        R.first_step_change({"scaled": net}, x, y, 0.0, range(1))
+
+
+def test_residual_plots_draw_what_they_are_given():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+
+    from helpers import residual_plots as figs
+
+    x, y = torch.randn(16, 8), torch.randint(3, (16,))
+    nets = {"plain": dict(n_in=8, n_out=3, depth=3, width=8), "zero": dict(n_in=8, n_out=3, depth=3, width=8,
+                                                                           branch="zero")}
+    profiles = R.signal_profiles(nets, x, y, range(2))
+    fig = figs.signal_through_depth(profiles, R.block_spectra(nets, range(2)), list(nets))
+    assert [line.get_label() for line in fig.axes[0].lines] == ["plain", "zero"]
+    fig = figs.stream_growth(profiles, list(nets), depth=3)
+    assert fig.axes[0].lines[-1].get_ydata().tolist() == [1.0, 2.0, 4.0, 8.0]  # the prediction 2^l
+    updates = pd.DataFrame({"run": ["a"] * 4, "step": [1, 1, 2, 2], "layer": [1, 2, 1, 2],
+                            "update_ratio": [0.1, 0.2, 0.05, 0.1]})
+    assert figs.adam_updates(updates).axes[0].get_yscale() == "log"
+    assert "8 blocks" in figs.depth_explorer(8, "rezero", width=8, seeds=range(1))._suptitle.get_text()
+    with pytest.raises(ValueError, match="profiles"):
+        figs.stream_growth(profiles.drop(columns="forward"), list(nets), depth=3)
