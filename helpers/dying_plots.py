@@ -6,7 +6,7 @@
 - :func:`watch_curves` — one run's whole-set shares (and loss) over training;
 - :func:`neuron_loss` and :func:`weight_paths` — one ReLU neuron's loss and its weight's paths;
 - :func:`output_histograms` — activation histograms, one panel per variant and layer;
-- :func:`diary_log` — the debugging diary's summed |gradient| per step, one line per variant;
+- :func:`diary_log` — the debugging diary's summed ``|gradient|`` per step, one line per variant;
 - :func:`born_dead` — P(dead at init) against depth, closed form and simulation;
 - :func:`by_depth` — P(dead at init) against depth, one line per column (a bias kind, say);
 - :func:`per_batch_vs_whole` — the dead share on one batch against the whole set;

@@ -69,8 +69,9 @@ def batch_of_one_error(features: int = 4) -> str | None:
 
 
 def emulation_gaps(channels: int = 4, per_worker: int = 64, seed: int = 0) -> tuple[float, float]:
-    """Largest differences between ``nn.BatchNorm2d`` and a :class:`PerWorkerBatchNorm2d` whose one
-    worker holds the whole batch of ``per_worker`` ``3×3`` maps: (outputs, running variance)."""
+    """Largest differences between ``nn.BatchNorm2d`` and a
+    :class:`~helpers.normalization.PerWorkerBatchNorm2d` whose one worker holds the whole batch of
+    ``per_worker`` ``3×3`` maps: (outputs, running variance)."""
     torch.manual_seed(check_int("seed", seed, minimum=0))
     plain = nn.BatchNorm2d(check_int("channels", channels, minimum=1))
     emulated = PerWorkerBatchNorm2d(channels, per_worker=check_int("per_worker", per_worker, minimum=2))

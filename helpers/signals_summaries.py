@@ -35,7 +35,7 @@ from .train import FitResult
 
 @dataclass
 class Slopes:
-    """The largest slope of each activation, where the sigmoid's peaks, its largest slope at |z| > 5
+    """The largest slope of each activation, where the sigmoid's peaks, its largest slope at ``|z|`` > 5
     and whether ReLU's and leaky ReLU's slopes take only their two values."""
 
     peak: pd.Series

@@ -144,7 +144,7 @@ def fixes_answer(nan_at: pd.DataFrame) -> str:
 
 
 def steepness_answer(steepness: Mapping[int, float], per_step: float, predicted: float) -> str:
-    """Exercise 4: |∂x_T/∂b| at the shortest and longest T, the growth per step and w·σ′(x₀)."""
+    """Exercise 4: ``|∂x_T/∂b|`` at the shortest and longest T, the growth per step and w·σ′(x₀)."""
     first, last = min(steepness), max(steepness)
     return (
         f"**Answer.** Exponentially: |∂x_T/∂b| grows from {sci(steepness[first])} at T = {first} to "
