@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .plots import _require
 from .residual import predicted_stream_variance, signal_profiles
@@ -66,6 +67,10 @@ def stream_growth(profiles: pd.DataFrame, branches: Sequence[str], depth: int) -
             label="prediction for plain: 2 per block")
     ax.set(yscale="log", xlabel="block", ylabel="mean square of the stream / at the stem",
            title=f"Forward signal of a {depth}-block residual net at initialization (no normalization)")
+    flat = [b for b in branches if b in ("zero", "rezero", "fixup")]
+    if len(flat) > 1:
+        ax.annotate(f"{', '.join(flat)}: exactly 1, on top of each other", (depth, 1.0), xytext=(0, 8),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=9)
     ax.legend(fontsize=9, loc="upper left", ncol=2)
     fig.tight_layout()
     return fig
@@ -84,9 +89,10 @@ def ffn_gradients(profiles: pd.DataFrame, depth: int) -> plt.Figure:
         _band(ax_depth, last, "depth", "grad_norm", f"{ln}-LN", color, marker="o")
     ax.axhline(1.0, color="0.4", linestyle=":", linewidth=1)
     ax.set(xlabel="layer (1 = nearest the input)", ylabel="‖∂L/∂W₂‖ relative to the last layer",
-           title=f"{depth} layers: gradient by layer")
-    ax_depth.set(xscale="log", yscale="log", xlabel="number of layers", ylabel="last layer's ‖∂L/∂W₂‖",
-                 title="The last layer's gradient against depth")
+           title=f"{depth} layers at initialization: gradient by layer")
+    ax_depth.set(xscale="log", xlabel="number of layers", ylabel="last layer's ‖∂L/∂W₂‖",
+                 title="At initialization: the last layer's gradient")
+    ax_depth.set_ylim(bottom=0)
     ax_depth.set_xticks(sorted(profiles.depth.unique()), [str(d) for d in sorted(profiles.depth.unique())])
     ax_depth.minorticks_off()
     for a in (ax, ax_depth):
@@ -109,7 +115,7 @@ def loss_curves(curves: pd.DataFrame, settings: Sequence[str], *, chance: float,
         ax.plot(median.index, median, color=color, linewidth=2.2, label=setting)
     ax.axhline(chance, color="0.3", linestyle=":", linewidth=1, label=f"uniform guess (ln {round(np.exp(chance))})")
     ax.set(xlabel="step", ylabel="training loss (batch)", title=title)
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=9, loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -122,7 +128,10 @@ def adam_updates(updates: pd.DataFrame) -> plt.Figure:
     for run, color in zip(runs, sns.color_palette(n_colors=len(runs))):
         _band(ax, updates[updates.run == run], "step", "update_ratio", run, color, marker=".")
     ax.set(yscale="log", xlabel="step", ylabel="‖ΔW‖ / ‖W‖ per layer",
-           title="Adam's first updates, relative to the weights")
+           title="Adam's first updates, relative to the weights (median and range over layers)")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1%}" if v < 0.01 else f"{v:.0%}"))
     ax.legend(fontsize=9)
     fig.tight_layout()
     return fig

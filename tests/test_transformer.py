@@ -103,3 +103,18 @@ def test_adam_first_step_is_the_learning_rate_and_leaves_the_model():
     assert all(p.grad is None for p in model.parameters())
     with pytest.raises(ValueError, match="token sequences"):
         T.adam_first_step_sizes(model, (torch.randn(4, 6), torch.zeros(4, 6).long()), 1e-2)
+
+
+def test_first_step_output_change_is_one_adam_step():
+    df = T.first_step_output_change(2, range(1), 1e-2, d=8, heads=2, batch=4, length=6, vocab=10)
+    torch.manual_seed(0)
+    model = T.TinyTransformer(10, 8, 2, 2, ln="post", max_len=6)
+    x, y = T.reverse_task(4, 6, 10, seed=0)
+    before = model(x).detach()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    T.sequence_loss(model(x), y).backward()
+    opt.step()
+    expected = float((model(x).detach() - before).pow(2).mean().sqrt())
+    assert df.set_index("ln").change["post"] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="lr"):
+        T.first_step_output_change(1, range(1), -1.0)
