@@ -111,7 +111,7 @@ def activation_stats(module: nn.Module, out: torch.Tensor, *, combine: bool = Fa
     if combine:
         return _combined_stats(module, out)
     mask = saturated(module, out)
-    std, mean = torch.std_mean(out) if out.numel() > 1 else (torch.zeros(()), out.mean())
+    std, mean = torch.std_mean(out) if out.numel() > 1 else (out.new_zeros(()), out.mean())
     zero = out == 0
     if out.ndim == 2:
         dead = zero.all(dim=0)
@@ -135,8 +135,8 @@ def _combined_stats(module: nn.Module, out: torch.Tensor) -> dict[str, float]:
     import torch.distributed as dist
 
     mask = saturated(module, out)
-    sums = torch.stack([torch.tensor(float(out.numel())), out.sum(), (out * out).sum(), (out == 0).sum().float(),
-                        mask.sum().float() if mask is not None else torch.tensor(0.0)]).double()
+    sums = torch.stack([out.new_tensor(float(out.numel())), out.sum(), (out * out).sum(), (out == 0).sum().float(),
+                        mask.sum().float() if mask is not None else out.new_zeros(())]).double()
     alive = (per_unit(out) != 0).any(dim=1).double() if out.ndim >= 2 else None
     dist.all_reduce(sums)
     if alive is not None:
@@ -189,12 +189,13 @@ class Moments:
         values = per_unit(out).to(torch.float64)
         mask = saturated(module, values)
         self.saturating = mask is not None
+        self.total = self.total.to(values.device)  # the sums stay on the layer's device (CUDA too)
         self.total += torch.stack([
-            torch.tensor(float(values.numel()), dtype=torch.float64), values.sum(), (values * values).sum(),
+            values.new_tensor(float(values.numel())), values.sum(), (values * values).sum(),
             (values == 0).sum().to(torch.float64), mask.sum().to(torch.float64) if mask is not None
-            else torch.zeros((), dtype=torch.float64)])
+            else values.new_zeros(())])
         new = [(values != 0).any(dim=1), values.sum(dim=1), (values * values).sum(dim=1),
-               torch.tensor(float(values.shape[1]), dtype=torch.float64)]
+               values.new_tensor(float(values.shape[1]))]
         old = self.units.get(values.shape[0])
         if old is None:
             self.units[values.shape[0]] = new
