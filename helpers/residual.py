@@ -34,6 +34,8 @@ from torch import nn
 from ._checks import check_choice, check_int, check_number
 from .hooks import capture
 from .monitor import preserved_state
+from .seed import seeded
+from .train import evaluate, fit
 
 BRANCHES = ("plain", "scaled", "zero", "rezero", "fixup")
 NORMS = (None, "batch", "layer")
@@ -219,11 +221,6 @@ def jacobian_singular_values(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.linalg.svdvals(jac.detach())
 
 
-def _seeded(seed: int, **kwargs) -> ResidualMLP:
-    torch.manual_seed(seed)
-    return residual_mlp(**kwargs)
-
-
 def signal_profiles(nets: dict[str, dict], x: torch.Tensor, y: torch.Tensor, seeds: range) -> pd.DataFrame:
     """The stream's mean square (:func:`forward_variance`) and backward signal (:func:`backward_signal`)
     after each block, for each named net (``name → residual_mlp keyword arguments``) and seed.
@@ -239,7 +236,8 @@ def signal_profiles(nets: dict[str, dict], x: torch.Tensor, y: torch.Tensor, see
     rows = []
     for name, kwargs in nets.items():
         for seed in seeds:
-            model = _seeded(seed, **kwargs)
+            with seeded(seed):
+                model = residual_mlp(**kwargs)
             fwd = forward_variance(model, x)
             bwd = backward_signal(model, x, y)
             rows.append(pd.DataFrame({"net": name, "seed": seed, "block": fwd.block, "variance": fwd.variance,
@@ -256,7 +254,8 @@ def block_spectra(nets: dict[str, dict], seeds: range, block: int = 1) -> pd.Dat
     rows = []
     for name, kwargs in nets.items():
         for seed in seeds:
-            model = _seeded(seed, **kwargs)
+            with seeded(seed):
+                model = residual_mlp(**kwargs)
             x = torch.randn(kwargs["width"], generator=torch.Generator().manual_seed(seed))
             values = jacobian_singular_values(model.blocks()[block - 1], x)
             rows.append(pd.DataFrame({"net": name, "seed": seed, "singular_value": values.numpy()}))
@@ -267,21 +266,18 @@ def train_nets(nets: dict[str, dict], data, seeds: range, **fit_kwargs) -> pd.Da
     """Train each named net (``name → residual_mlp keyword arguments``) from each seed with
     :func:`helpers.train.fit`; one row per run: ``net, seed, status, final_loss, test_accuracy``.
 
-    A diverged run has ``test_accuracy`` NaN.
+    A diverged run has ``test_accuracy`` NaN. Torch's global generator is left as it was.
     """
-    from .train import fit  # train imports residual-free modules only; kept local to stay light
-
     rows = []
     for name, kwargs in nets.items():
         for seed in seeds:
-            model = _seeded(seed, **kwargs)
-            result = fit(model, data, seed=seed, eval_every=None, progress=False, **fit_kwargs)
-            with torch.no_grad():
-                accuracy = float((model(data.x_test).argmax(1) == data.y_test).double().mean())
+            with seeded(seed):
+                model = residual_mlp(**kwargs)
+                result = fit(model, data, seed=seed, eval_every=None, progress=False, **fit_kwargs)
             ok = result.status == "ok"
-            loss = result.history[result.history.metric == "loss"].value
-            rows.append((name, seed, result.status, float(loss.iloc[-1]) if ok and len(loss) else math.nan,
-                         accuracy if ok else math.nan))
+            test = evaluate(model, data.x_test, data.y_test) if ok else {"accuracy": math.nan}
+            rows.append((name, seed, result.status, float(result.curve("loss").value.iloc[-1]) if ok else math.nan,
+                         test["accuracy"]))
     return pd.DataFrame(rows, columns=["net", "seed", "status", "final_loss", "test_accuracy"])
 
 
@@ -302,14 +298,12 @@ def first_step_change(nets: dict[str, dict], x: torch.Tensor, y: torch.Tensor, l
     rows = []
     for name, kwargs in nets.items():
         for seed in seeds:
-            model = _seeded(seed, **kwargs)
+            with seeded(seed):
+                model = residual_mlp(**kwargs)
             before = model(x).detach()
-            model.zero_grad()
+            optimizer = torch.optim.SGD(model.parameters(), lr=lr)
             F.cross_entropy(model(x), y).backward()
+            optimizer.step()
             with torch.no_grad():
-                for p in model.parameters():
-                    if p.grad is not None:
-                        p -= lr * p.grad
-                after = model(x)
-            rows.append((name, seed, float((after - before).pow(2).mean().sqrt())))
+                rows.append((name, seed, float((model(x) - before).pow(2).mean().sqrt())))
     return pd.DataFrame(rows, columns=["net", "seed", "change"])

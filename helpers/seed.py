@@ -7,6 +7,8 @@ that build nets outside ``fit``.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -33,3 +35,24 @@ def seed_everything(seed: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's global (CPU) generator seeded to ``seed``, then restore it.
+
+    For experiment helpers that build one net per seed: what they draw is reproducible, and the
+    caller's random stream is left where it was.
+
+    >>> before = torch.get_rng_state()
+    >>> with seeded(3):
+    ...     a = torch.randn(2)
+    >>> with seeded(3):
+    ...     b = torch.randn(2)
+    >>> bool(torch.equal(a, b)), bool(torch.equal(before, torch.get_rng_state()))
+    (True, True)
+    """
+    check_int("seed", seed, minimum=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

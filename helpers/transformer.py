@@ -30,8 +30,9 @@ from torch import nn
 
 from ._checks import check_choice, check_int, check_number
 from .monitor import preserved_state
+from .seed import seeded
 from .stats import update_ratio
-from .train import Callback, Run
+from .train import Callback, Every, Run, fit
 
 LN_POSITIONS = ("pre", "post")
 
@@ -204,8 +205,8 @@ def ffn_gradient_profiles(depths: list[int], seeds: range, *, vocab: int = 12, l
         check_int("depth", depth, minimum=1)
         for ln in LN_POSITIONS:
             for seed in seeds:
-                torch.manual_seed(seed)
-                model = TinyTransformer(vocab, d, heads, depth, ln=ln, max_len=length)
+                with seeded(seed):
+                    model = TinyTransformer(vocab, d, heads, depth, ln=ln, max_len=length)
                 x, y = reverse_task(batch, length, vocab, seed=seed)
                 weights = [layer.linear2.weight for layer in model.layers]
                 grads = torch.autograd.grad(sequence_loss(model(x), y), weights)
@@ -237,8 +238,6 @@ def train_sequences(settings: dict[str, dict], seeds: range, *, task: Callable |
     ``record_every`` steps, and per run the accuracy on 512 held-out sequences (NaN if the run
     diverged) and the model.
     """
-    from .train import Every, fit
-
     task = reverse_task if task is None else task
     x, y = task(2048, length, vocab, seed=10_000)
     x_test, y_test = task(512, length, vocab, seed=10_001)
@@ -249,15 +248,15 @@ def train_sequences(settings: dict[str, dict], seeds: range, *, task: Callable |
         run_lr = setting.get("lr", lr)
         make = "adam" if optimizer == "adam" else (lambda params, lr=run_lr: torch.optim.RAdam(params, lr=lr))
         for seed in seeds:
-            torch.manual_seed(seed)
-            model = TinyTransformer(vocab, d, heads, layers, ln=setting["ln"], max_len=length)
             seen: list[tuple] = []
             callbacks = [Every(record_every, lambda run, seen=seen, tag=(name, seed):
                                seen.append((*tag, run.step, float(run.loss.detach()))))]
             if setting.get("warmup", 1) > 1:
                 callbacks.insert(0, Warmup(setting["warmup"]))
-            result = fit(model, (x, y), steps=steps, batch_size=batch_size, lr=run_lr, optimizer=make,
-                         loss=sequence_loss, eval_every=None, seed=seed, progress=False, callbacks=callbacks)
+            with seeded(seed):
+                model = TinyTransformer(vocab, d, heads, layers, ln=setting["ln"], max_len=length)
+                result = fit(model, (x, y), steps=steps, batch_size=batch_size, lr=run_lr, optimizer=make,
+                             loss=sequence_loss, eval_every=None, seed=seed, progress=False, callbacks=callbacks)
             ok = result.status == "ok"
             curves += seen
             models[name, seed] = model
@@ -311,8 +310,8 @@ def first_step_output_change(layers: int, seeds: range, lr: float, *, vocab: int
     rows = []
     for ln in LN_POSITIONS:
         for seed in seeds:
-            torch.manual_seed(seed)
-            model = TinyTransformer(vocab, d, heads, layers, ln=ln, max_len=length)
+            with seeded(seed):
+                model = TinyTransformer(vocab, d, heads, layers, ln=ln, max_len=length)
             with torch.no_grad():
                 before = model(x)
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)

@@ -204,3 +204,16 @@ def test_residual_plots_draw_what_they_are_given():
     assert "8 blocks" in figs.depth_explorer(8, "rezero", width=8, seeds=range(1))._suptitle.get_text()
     with pytest.raises(ValueError, match="profiles"):
         figs.stream_growth(profiles.drop(columns="forward"), list(nets), depth=3)
+
+
+def test_experiments_leave_the_global_generator_alone():
+    from helpers.data import make_blobs
+
+    blobs = make_blobs(100)
+    net = dict(n_in=2, n_out=blobs.n_classes, depth=2, width=8, branch="scaled")
+    state = torch.get_rng_state()
+    R.signal_profiles({"a": net}, blobs.x_train, blobs.y_train, range(2))
+    R.block_spectra({"a": net}, range(1))
+    R.first_step_change({"a": net}, blobs.x_train, blobs.y_train, 0.1, range(1))
+    R.train_nets({"a": net}, blobs, range(1), steps=3, lr=0.1, batch_size=16)
+    assert torch.equal(state, torch.get_rng_state())

@@ -118,3 +118,11 @@ def test_first_step_output_change_is_one_adam_step():
     assert df.set_index("ln").change["post"] == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="lr"):
         T.first_step_output_change(1, range(1), -1.0)
+
+
+def test_experiments_leave_the_global_generator_alone():
+    state = torch.get_rng_state()
+    T.ffn_gradient_profiles([1], range(1), d=8, heads=2, batch=4, length=5, vocab=6)
+    T.first_step_output_change(1, range(1), 1e-3, d=8, heads=2, batch=4, length=5, vocab=6)
+    T.train_sequences({"pre": {"ln": "pre"}}, range(1), vocab=6, length=5, d=8, heads=2, layers=1, steps=2)
+    assert torch.equal(state, torch.get_rng_state())
