@@ -25,6 +25,7 @@ from pandas.io.formats.style import Styler
 
 from . import dying
 from ._checks import check_int, check_number
+from .text import superscript
 
 
 def table(widths: Sequence[int], depth: int) -> pd.DataFrame:
@@ -91,10 +92,12 @@ def width_check(depth: int = 50, risk: float = 0.01, fewer: int = 3, trials: int
         for n in widths]))
 
 
-def width_sentence(w: WidthCheck, risk: float = 0.01) -> str:
-    """Exercise 2's answer: the width from (1 − 2⁻ᴺ)ᴸ ≥ 1 − risk."""
-    threshold = 1 - (1 - risk) ** (1 / w.depth)
-    return (f"**Answer.** Width {w.need}. (1 − 2⁻ᴺ)⁵⁰ ≥ 0.99 needs 2⁻ᴺ ≤ 1 − 0.99^(1/50) ≈ {threshold:.1e}, "
+def width_sentence(w: WidthCheck) -> str:
+    """Exercise 2's answer: the width from (1 − 2⁻ᴺ)ᴸ ≥ 1 − risk, for the depth L and risk of ``w``."""
+    threshold = 1 - (1 - w.risk) ** (1 / w.depth)
+    depth, alive = str(w.depth), f"{1 - w.risk:g}"
+    return (f"**Answer.** Width {w.need}. (1 − 2⁻ᴺ){superscript(w.depth)} ≥ {alive} needs "
+            f"2⁻ᴺ ≤ 1 − {alive}^(1/{depth}) ≈ {threshold:.1e}, "
             f"that is N ≥ {-math.log2(threshold):.1f}; the simulation agrees (table above). The width "
             "needed grows only like log₂(depth / risk), which is why the wide nets of practice never meet "
             "this problem.")

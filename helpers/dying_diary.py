@@ -30,7 +30,7 @@ from torch import nn
 from . import monitor, train
 from ._checks import check_int, check_number
 from .dying import diary_net
-from .text import span
+from .text import counted, span
 
 
 def diary_runs(data, seeds: Mapping[str, Sequence[int]], steps: int = 300,
@@ -95,7 +95,8 @@ def diary_sentence(summary: pd.DataFrame, majority: float) -> str:
                        f"{span(rest['accuracy on the batch'], '.2f')} after a peak gradient sum of "
                        f"{span(rest['largest gradient sum'], ',.0f')}")
     return (
-        f"ReLU: accuracy {span(relu['accuracy on the batch'], '.3f')} over the three seeds (the most frequent "
+        f"ReLU: accuracy {span(relu['accuracy on the batch'], '.3f')} over the "
+        f"{counted(len(relu), 'seed')} (the most frequent "
         f"class is {majority:.3f} of the batch); the gradient sum ends at least {fall.min():,.0f} times below "
         f"its peak. Gradient blocked: accuracy {span(by['ReLU, gradient blocked']['accuracy on the batch'], '.2f')}"
         f". Leaky ReLU: {leaky_text}.")

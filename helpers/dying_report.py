@@ -37,9 +37,14 @@ from torch import nn
 
 from . import dying, monitor, stats, train
 from ._checks import check_choice, check_int, check_number
-from .text import span
+from .text import counted, span
 
 INIT_RATE = "zero share of all outputs (relu_rate)"
+
+def _listed(values: Sequence) -> str:
+    """``"0, 1, 2 and 5"``: the values joined by commas, the last by "and"."""
+    values = [str(v) for v in values]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
 
 
 # -- the unnormalized-pixels post's net -----------------------------------------------------------
@@ -73,12 +78,15 @@ def healthy_rate_sentence(rates: pd.Series, init_rate: float) -> str:
 @dataclass
 class FirstSteps:
     """Why raw pixels kill: the mean x·x′ by pixel range, the first SGD step's shift of the
-    pre-activations against their spread at init, and the dead share after each early step."""
+    pre-activations against their spread at init, and the dead share after each early step; the
+    learning rate ``lr`` and pixel range [0, ``top``] they were measured at."""
 
     dots: dict[float, float]
     shift_median: float
     init_spread: float
     dead_after: pd.Series
+    lr: float
+    top: float
 
 
 def first_steps(lr: float = 0.5, top: float = 255, seed: int = 0, pairs: int = 200) -> FirstSteps:
@@ -88,24 +96,25 @@ def first_steps(lr: float = 0.5, top: float = 255, seed: int = 0, pairs: int = 2
     sub = {t: dying.scaled(t).x_train[:check_int("pairs", pairs, minimum=1)] for t in (1, top)}
     dots = {t: float((x @ x.T).mean()) for t, x in sub.items()}
     ds = dying.scaled(top)
-    net = dying.pixels_net()
+    net = dying.pixels_net(seed=seed)
     z_before = net.hidden1.linear(ds.x_train).detach()
     train.fit(net, ds, steps=1, batch_size=256, lr=lr, seed=seed, progress=False)
     z_shift = (net.hidden1.linear(ds.x_train).detach() - z_before).abs()
     first = dying.run(seed=seed, steps=10, every=1, lr=lr, top=top)[1]
     return FirstSteps(dots, float(z_shift.median()), float(z_before.std()),
-                      first[first.quantity == "dead"].set_index("step").value)
+                      first[first.quantity == "dead"].set_index("step").value, lr, top)
 
 
 def first_steps_sentence(fs: FirstSteps, steps: Sequence[int] = (0, 1, 2, 3, 5)) -> str:
-    """:class:`FirstSteps` in words (raw bytes against pixels in [0, 1])."""
+    """:class:`FirstSteps` in words (raw bytes against pixels in [0, 1]), with the dead share
+    after each of ``steps``."""
     small, big = min(fs.dots), max(fs.dots)
     return (
         f"The mean x·x′ over pairs of training digits is {fs.dots[small]:.1f} for pixels in [0, 1] and "
-        f"{fs.dots[big]:,.0f} for raw bytes, {fs.dots[big] / fs.dots[small]:,.0f} times more (255² = 65,025). At "
-        "learning rate 0.5 the first step alone moves the pre-activations by "
-        f"{fs.shift_median:,.0f} (median over units and images; at initialization they are of "
-        f"order {fs.init_spread:.0f}). The share of dead units after 0, 1, 2, 3 and 5 steps: "
+        f"{fs.dots[big]:,.0f} for raw bytes, {fs.dots[big] / fs.dots[small]:,.0f} times more "
+        f"({fs.top:g}² = {fs.top ** 2:,.0f}). At learning rate {fs.lr:g} the first step alone moves the "
+        f"pre-activations by {fs.shift_median:,.0f} (median over units and images; at initialization "
+        f"they are of order {fs.init_spread:.0f}). The share of dead units after {_listed(steps)} steps: "
         + ", ".join(f"{fs.dead_after[s]:.2f}" for s in steps) + ".")
 
 
@@ -116,11 +125,11 @@ def hidden_output(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def squash_sentence(squash: pd.DataFrame) -> str:
-    """The range over seeds of sigmoid's test accuracy at lr 0.3 and tanh's at lr 0.1."""
+    """The range over seeds (one run each) of sigmoid's test accuracy at lr 0.3 and tanh's at lr 0.1."""
     acc = squash.groupby(["activation", "lr"])["test accuracy"]
     low, high = acc.min(), acc.max()
     return (f"At learning rate 0.3 sigmoid reaches {low['sigmoid', 0.3]:.0%} to "
-            f"{high['sigmoid', 0.3]:.0%} (three seeds); at 0.1 tanh reaches "
+            f"{high['sigmoid', 0.3]:.0%} ({counted(int(acc.size()['sigmoid', 0.3]), 'seed')}); at 0.1 tanh reaches "
             f"{low['tanh', 0.1]:.0%} to {high['tanh', 0.1]:.0%}.")
 
 
@@ -240,11 +249,13 @@ def dead_curves(monitored: pd.DataFrame, watched: pd.DataFrame) -> tuple[pd.Data
 def inspected_sentence(seed: int, accuracy: float, whole_dead: pd.Series, excess: pd.DataFrame,
                        layer: str = "3", after: int = 200) -> str:
     """The inspected run in words: its accuracy, the dead share per layer at the end, and how far
-    the per-batch figure of ``layer`` exceeds the whole-set one (``excess``) after step ``after``."""
+    the per-batch figure of ``layer`` exceeds the whole-set one (``excess``) after step ``after``
+    (to the last step of ``excess``)."""
     gap = excess[excess.index > after][layer]
+    last = excess.index.max() - after
     return (f"Seed {seed}: test accuracy {accuracy:.3f}. Share of dead units on the whole training set at the "
             "end: " + ", ".join(f"module {name}: {value:.3f}" for name, value in whole_dead.items())
-            + f". Over the last 100 steps the per-batch figure of module {layer} exceeds the whole-set one at the "
+            + f". Over the last {last} steps the per-batch figure of module {layer} exceeds the whole-set one at the "
               f"same weights by {gap.mean():.3f} on average (from {gap.min():.3f} to {gap.max():.3f}).")
 
 
@@ -275,8 +286,9 @@ def fix_table(fixes: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 # -- exercises --------------------------------------------------------------------------------------
 def clip_sentence(clipped: pd.DataFrame, x_norm: float) -> str:
-    """Exercise 3's answer: clipped runs (columns dead, accuracy) and the median input norm."""
-    return ("**Answer.** No: over the three seeds the share of dead units ends at "
+    """Exercise 3's answer: clipped runs (columns dead, accuracy; one row per seed) and the median
+    input norm."""
+    return (f"**Answer.** No: over the {counted(len(clipped), 'seed')} the share of dead units ends at "
             f"{span(clipped.dead, '.2f')} and the test accuracy at {span(clipped.accuracy, '.3f')}, "
             "chance. A clipped step has norm at most lr × clip = 0.5 in weight space, and it still moves a "
             f"pre-activation by up to 0.5·‖x‖, where a raw digit has ‖x‖ ≈ {x_norm:,.0f} (median): far too "
@@ -293,9 +305,11 @@ def silent_units(layer: nn.Module, x: torch.Tensor, share: float = 0.9) -> tuple
     return int(((zero_rate > share) & (zero_rate < 1)).sum()), int((zero_rate == 1).sum())
 
 
-def silent_sentence(silent: int, dead: int) -> str:
-    """Exercise 4's answer: silent units against dead ones."""
-    return (f"**Answer.** {silent} units are zero on more than 90 % of the images without being dead, "
+def silent_sentence(silent: int, dead: int, share: float = 0.9) -> str:
+    """Exercise 4's answer: silent units (zero on more than ``share`` of the images, as
+    :func:`silent_units` counts them) against dead ones."""
+    check_number("share", share, minimum=0.0, maximum=1.0)
+    return (f"**Answer.** {silent} units are zero on more than {100 * share:g} % of the images without being dead, "
             f"against {dead} dead ones. They are specialized feature detectors that fire on a small "
             "share of the images and still receive gradient from those. A per-batch zero share near 1 for "
             "one unit is not death; only zero on every example is.")

@@ -11,7 +11,7 @@ the measurements:
 - :func:`batch_size_sentence`, :func:`collapse_sentence` — images per worker;
 - :func:`eps_sentence`, :func:`tanh_sentence` — answers to exercises 2 and 5.
 
->>> eps_sentence(3e-3, 1e-7).startswith("**Answer.** The output changes by only 3.0e-03")
+>>> eps_sentence(3e-3, 1e-7, 10.0).startswith("**Answer.** The output changes by only 3.0e-03")
 True
 """
 
@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import normalization
 from ._checks import check_int, check_number
-from .text import power_of_ten, sci, span
+from .text import counted, power_of_ten, sci, span
 
 
 @dataclass
@@ -129,32 +129,41 @@ def diagonal_sentence(grid: pd.DataFrame, threshold: float) -> str:
 
 @dataclass
 class IoffeMilestones:
-    """Per seed of :func:`~helpers.normalization.ioffe_run`: test accuracy at ``step`` without and
-    with BatchNorm, and the first recorded step at which the plain net passes ``level``."""
+    """Per seed of :func:`~helpers.normalization.ioffe_run` (``seeds``, in order): test accuracy at
+    ``step`` without and with BatchNorm, and the first recorded step at which the plain net passes
+    ``level``."""
 
     plain_at: list[float]
     bn_at: list[float]
     rise_steps: list[float]
+    seeds: list[int]
+    step: int
+    level: float
 
 
-def ioffe_milestones(runs: Mapping[tuple, pd.DataFrame], seeds: Sequence[int] = (0, 1, 2), step: int = 200,
+def ioffe_milestones(runs: Mapping[tuple, pd.DataFrame], seeds: Sequence[int] | None = None, step: int = 200,
                      level: float = 0.2) -> IoffeMilestones:
-    """:class:`IoffeMilestones` of ``runs``, ``{(norm, seed): ioffe_run frame}``."""
+    """:class:`IoffeMilestones` of ``runs``, ``{(norm, seed): ioffe_run frame}``, for ``seeds``
+    (default: every seed of ``runs``, ascending)."""
     check_int("step", step, minimum=1)
     check_number("level", level, minimum=0.0, maximum=1.0)
+    seeds = sorted({s for _, s in runs}) if seeds is None else list(seeds)
     return IoffeMilestones([runs[None, s].set_index("step").accuracy[step] for s in seeds],
                            [runs["batch", s].set_index("step").accuracy[step] for s in seeds],
-                           [r.step[r.accuracy > level].min() for r in (runs[None, s] for s in seeds)])
+                           [r.step[r.accuracy > level].min() for r in (runs[None, s] for s in seeds)],
+                           seeds, step, level)
 
 
 def ioffe_sentence(m: IoffeMilestones) -> str:
-    """Ioffe & Szegedy's Figure 1, small, in words (the milestones at step 200 and level 0.2)."""
+    """Ioffe & Szegedy's Figure 1, small, in words (the milestones at ``m.step`` and ``m.level``;
+    the plot shows the first seed)."""
+    seeds = counted(len(m.seeds), "seed")
     return (
         f"As in the paper: with BatchNorm the net is near its final accuracy within a couple of "
-        f"hundred steps (test accuracy {span(m.bn_at, '.3f')} at step 200 over the three seeds), "
-        f"while the plain net has barely started: at step 200 its test accuracy is "
-        f"{span(m.plain_at, '.3f')} over the three seeds (chance is about 0.1), and it first passes "
-        f"0.2 at step {m.rise_steps[0]:.0f} in the plot (seed 0; over the three seeds at "
+        f"hundred steps (test accuracy {span(m.bn_at, '.3f')} at step {m.step} over the {seeds}), "
+        f"while the plain net has barely started: at step {m.step} its test accuracy is "
+        f"{span(m.plain_at, '.3f')} over the {seeds} (chance is about 0.1), and it first passes "
+        f"{m.level:g} at step {m.rise_steps[0]:.0f} in the plot (seed {m.seeds[0]}; over the {seeds} at "
         f"{span(m.rise_steps, '.0f')}). The sigmoid's input distribution (15th, 50th and 85th percentile "
         f"over a batch, for one unit) sits still with BatchNorm but wanders and widens without it. The "
         f"table averages over all 100 units of the last hidden layer: the drift of the median between "
@@ -182,25 +191,27 @@ def batch_size_sentence(err: pd.DataFrame) -> str:
 
 def collapse_sentence(shallow: Mapping[int, float], deep_at_2: Sequence[float]) -> str:
     """The two-stage net's error at 2 and 64 per worker (``shallow``) against the four-stage net's
-    at 2 per worker on several seeds (``deep_at_2``)."""
+    at 2 per worker on several seeds (``deep_at_2``, one per seed)."""
     return (
         f"So Wu & He's collapse reproduces where the statistics really run out. On the two-stage net "
         f"the error at two images per worker is {shallow[2]:.3f} against {shallow[64]:.3f} at 64 — a "
         f"change of {100 * abs(shallow[2] - shallow[64]):.0f} points, not a collapse; the four-stage "
-        f"net's is {span(deep_at_2, '.3f')} on three seeds. Their gradual rise from 16 images down (a "
+        f"net's is {span(deep_at_2, '.3f')} on {counted(len(deep_at_2), 'seed')}. Their gradual rise "
+        "from 16 images down (a "
         "50-layer ResNet on ImageNet, trained for 100 epochs, where small statistical errors compound "
         "over many layers) needs a bigger problem than this one. What counts is the number of values "
         "behind each statistic, N·H·W, and how much the net depends on them.")
 
 
-def eps_sentence(out_change: float, change_eps0: float) -> str:
-    """Exercise 2's answer: the output change with the default ε and with ε = 0."""
+def eps_sentence(out_change: float, change_eps0: float, grad_ratio: float) -> str:
+    """Exercise 2's answer: the output change with the default ε and with ε = 0, and the ratio of
+    the weights' gradient norms at scale 1 and at scale 10."""
     return (
         f"**Answer.** The output changes by only {out_change:.1e}, and that is not float rounding: it "
         f"comes from the ε = 10⁻⁵ added to the variance, which matters a little next to the variance "
         f"at scale 1 and not at all next to the 100 times larger one at scale 10. With ε = 0 the "
-        f"change is {change_eps0:.1e}, float32 rounding. The gradient is 10 times smaller (the ratio "
-        "printed above).")
+        f"change is {change_eps0:.1e}, float32 rounding. The gradient is {grad_ratio:.3g} times smaller "
+        "(the ratio printed above).")
 
 
 def tanh_sentence(tanh_acc: pd.Series, tanh_ratio: float, sigmoid_ratio: float) -> str:

@@ -122,7 +122,7 @@ def xavier_k_profiles(x: torch.Tensor, y: torch.Tensor, widths: Sequence[int], a
     """Bias-free MLPs of ``widths`` (input first, 10 outputs) with uniform weights on ``[−k r, k r]``,
     r = √(6/(n_in+n_out)) (``xavier_uniform`` with gain 1, times k): one forward and backward pass
     (:func:`helpers.propagation.gradient_profile`) each, indexed by (activation, k)."""
-    rows = {}
+    rows, last = {}, len(widths) - 1  # the last hidden layer
     for activation in activations:
         for k in ks:
             net = models.mlp(widths[0], 10, depth=len(widths) - 1, width=list(widths[1:]), activation=activation,
@@ -130,7 +130,8 @@ def xavier_k_profiles(x: torch.Tensor, y: torch.Tensor, widths: Sequence[int], a
             init.init_(net, "xavier_uniform", activation="identity", scale=k, seed=seed)
             sat, grad = propagation.gradient_profile(net, x, y)
             rows[(activation, k)] = {"saturated share (mean over layers)": sat, "grad norm, layer 1": grad[0],
-                                     "grad norm, layer 10": grad[9], "layer 1 / layer 10": grad[0] / grad[9]}
+                                     f"grad norm, layer {last}": grad[last - 1],
+                                     f"layer 1 / layer {last}": grad[0] / grad[last - 1]}
     return pd.DataFrame(rows).T.rename_axis(["activation", "k"])
 
 
@@ -167,11 +168,11 @@ def fan_modes(x: torch.Tensor, widths: Sequence[int]) -> pd.DataFrame:
     """For Kaiming's fan-in and fan-out modes on a bias-free ReLU net of ``widths``
     (:func:`helpers.propagation.relu_moments`): the forward E[x²] at the last layer over the input's
     and the gradient variance at the input over the last layer's."""
-    fan = {}
+    fan, last = {}, len(widths) - 1
     for mode in ("fan_in", "fan_out"):
         forward, backward = propagation.relu_moments(x, widths, mode)
-        fan[mode] = {"forward: E[x²] at layer 10 / input": forward[-1] / forward[0],
-                     "backward: Var[grad] at input / layer 10": backward[0] / backward[-1]}
+        fan[mode] = {f"forward: E[x²] at layer {last} / input": forward[-1] / forward[0],
+                     f"backward: Var[grad] at input / layer {last}": backward[0] / backward[-1]}
     return pd.DataFrame(fan).T.rename_axis("mode")
 
 
@@ -221,7 +222,9 @@ def leaky_gain_factors(x: torch.Tensor, a: float, seeds: Iterable[int], *, depth
         measured = (var[depth] / var[2]) ** (1 / n)
         leaky[label] = {"measured: mean": measured.mean(), "measured: min": measured.min(),
                         "measured: max": measured.max(), "predicted": float(q.iloc[-1] / q.iloc[1]) ** (1 / n)}
-    return pd.DataFrame(leaky).T
+    summary = pd.DataFrame(leaky).T
+    summary.attrs["depth"] = depth  # leaky_gain_answer counts the factors from it
+    return summary
 
 
 def spread_report(between: pd.DataFrame, eps: float, scheme_gap: float, draw_gap: float) -> str:
@@ -231,7 +234,7 @@ def spread_report(between: pd.DataFrame, eps: float, scheme_gap: float, draw_gap
     return ("last layer: spread between examples / mean level\n"
             + between.map(lambda v: f"{v:.2g}").to_string()
             + f"\nrounding error of 32-bit floats (machine epsilon): {eps:.2g}\n"
-            f"Kaiming uniform vs normal, std per layer (geometric mean of 6 seeds each):\n"
+            f"Kaiming uniform vs normal, std per layer (geometric mean of {len(between)} seeds each):\n"
             f"  largest gap between the two mean curves: a factor {math.exp(scheme_gap):.2f}\n"
             f"  largest gap between two single draws of normal weights: a factor "
             f"{math.exp(draw_gap):.2f}")

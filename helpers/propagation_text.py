@@ -10,9 +10,26 @@ formatted here.
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
-from .text import power_of_ten, sci, span
+from .stats import TANH_SATURATION
+from .text import count_word, power_of_ten, sci, span
+
+
+def _all_of(n: int, noun: str) -> str:
+    """``"all three nets"`` for ``n`` = 3 (``noun`` plural); ``"both"`` for 2, the digits above ten.
+
+    >>> _all_of(3, "nets"), _all_of(2, "nets"), _all_of(12, "nets")
+    ('all three nets', 'both nets', 'all 12 nets')
+    """
+    return f"both {noun}" if n == 2 else f"all {count_word(n)} {noun}"
+
+
+def _layer(column: str) -> int:
+    """The layer number of a column named ``"layer <n>"``."""
+    return int(column.removeprefix("layer "))
 
 
 def symmetry_sentence(const: pd.Series, zeros: pd.Series, xavier: pd.Series) -> str:
@@ -30,7 +47,8 @@ def saturation_sentence(sat: pd.Series) -> str:
     """The saturated share of every layer of the N(0, 1) tanh net."""
     return (
         f"With N(0, 1), {sat.min():.0%}–{sat.max():.0%} of the outputs of *every* layer are "
-        f"saturated, |tanh| > 0.97, where the slope of tanh, 1 − tanh², is below {1 - 0.97**2:.2f}: "
+        f"saturated, |tanh| > {TANH_SATURATION:g}, where the slope of tanh, 1 − tanh², is below "
+        f"{1 - TANH_SATURATION**2:.2f}: "
         "the gradient is small for the opposite reason.")
 
 
@@ -79,7 +97,8 @@ def he_sentence(runs: pd.DataFrame, near_chance: float) -> str:
         f"After 300 steps Kaiming's net has a median training loss of {kaiming_loss.median():.2f} and "
         f"classifies about {kaiming_acc.median():.0%} of the test set (median of {len(kaiming_acc)} "
         f"seeds; {span(kaiming_acc, '.0%')} per seed"
-        + (f"; {stuck} of the {len(kaiming_loss)} runs ended no more than 0.15 below the loss of chance"
+        + (f"; {stuck} of the {len(kaiming_loss)} runs ended no more than {math.log(10) - near_chance:.2f} "
+           "below the loss of chance"
            + (f", {diverged} of them diverged" if diverged else "") if stuck else "")
         + f"). The test accuracy of Xavier's net stays at {span(xavier['test accuracy'].dropna(), '.0%')} "
         "on every seed.")
@@ -117,13 +136,18 @@ def transfer_sentence(gap: pd.DataFrame) -> str:
 
 
 def leaky_gain_answer(summary: pd.DataFrame, a: float) -> str:
-    """Exercise 1: :func:`helpers.propagation_summaries.leaky_gain_factors` with slope ``a``."""
+    """Exercise 1: :func:`helpers.propagation_summaries.leaky_gain_factors` with slope ``a`` (its depth
+    in ``summary.attrs["depth"]``)."""
+    if "depth" not in summary.attrs:
+        raise ValueError("summary.attrs has no 'depth'; pass the frame of leaky_gain_factors")
+    depth = summary.attrs["depth"]
+    n = depth - 2  # layer-to-layer factors from layer 2 to the last
     relu_gain, leaky_gain = summary.loc["ReLU gain √2"], summary.loc["leaky gain √(2/(1+a²))"]
     return (
         "**Answer.** With ReLU's gain the variance grows by a factor "
         f"{relu_gain['measured: mean']:.3f} per layer on average, against the predicted 1 + a² = "
-        f"{relu_gain['predicted']:.3f}: predicted {(1 + a**2) ** 28:.0f}-fold, measured about "
-        f"{relu_gain['measured: mean'] ** 28:.0f}-fold from layer 2 to layer 30 (28 layer-to-layer "
+        f"{relu_gain['predicted']:.3f}: predicted {(1 + a**2) ** n:.0f}-fold, measured about "
+        f"{relu_gain['measured: mean'] ** n:.0f}-fold from layer 2 to layer {depth} ({n} layer-to-layer "
         "factors; layer 1, whose input is the digits rather than a leaky-ReLU layer, is left out of "
         f"the ratio); with the leaky gain it stays near 1 ({leaky_gain['measured: mean']:.3f}, "
         f"predicted {leaky_gain['predicted']:.3f}). The theory describes the average: single draws of "
@@ -151,7 +175,8 @@ def lsuv_answer(lsuv_runs: pd.DataFrame, near_chance: float, xavier_acc: pd.Seri
         f"**Answer.** Yes, in the median over seeds. After 200 steps the LSUV-initialized net has a "
         f"median training loss of {lsuv_loss.median():.2f} (chance: ln 10 ≈ 2.30) and a median test "
         f"accuracy of {lsuv_acc.median():.0%} ({span(lsuv_acc, '.0%')} on the {len(lsuv_runs)} seeds"
-        + (f"; {lsuv_stuck} of the runs ended no more than 0.15 below the loss of chance"
+        + (f"; {lsuv_stuck} of the runs ended no more than {math.log(10) - near_chance:.2f} below the "
+           "loss of chance"
            if lsuv_stuck else "")
         + f"), where the Xavier net stays at {span(xavier_acc, '.0%')} after 300 steps; Kaiming's "
           f"reaches a median of {kaiming_acc.median():.0%} after 300 steps.")
@@ -159,13 +184,16 @@ def lsuv_answer(lsuv_runs: pd.DataFrame, near_chance: float, xavier_acc: pd.Seri
 
 def gelu_answer(c_gelu: float, slope: float, gelu_runs: pd.DataFrame) -> str:
     """Exercise 4: GELU's gain, the slope of its variance map and the variances of the GELU nets
-    (seed × ``layer 1``, ``layer 30``, ...)."""
+    (seed × ``layer 1``, ..., ``layer <last>``: the first and the last columns are quoted)."""
+    first, last = min(gelu_runs.columns, key=_layer), max(gelu_runs.columns, key=_layer)
+    steps = _layer(last) - _layer(first)
     return (
         f"**Answer.** The gain exists, c = {c_gelu:.3f}, but the fixed point is unstable: the slope "
         f"of the variance map there is {slope:.3f} > 1, so a deviation grows about "
-        f"{slope**29:.0f}-fold over 29 layers. GELU is not homogeneous (it behaves like z/2 near 0 "
+        f"{slope**steps:.0f}-fold over {steps} layers. GELU is not homogeneous (it behaves like z/2 near 0 "
         "and like ReLU for large z), so a layer that comes out a little too large makes the next one "
-        f"larger still. Finite-width noise is enough: all three nets start at variance {span(gelu_runs['layer 1'])} "
-        f"in layer 1 and end at {gelu_runs['layer 30'].min():.2f}–{gelu_runs['layer 30'].max():.2f} "
-        "in layer 30 — the same drift LSUV showed for GELU. ReLU's map is exactly linear (slope 1): "
+        f"larger still. Finite-width noise is enough: {_all_of(len(gelu_runs), 'nets')} start at variance "
+        f"{span(gelu_runs[first])} in {first} and end at {gelu_runs[last].min():.2f}–"
+        f"{gelu_runs[last].max():.2f} in {last} — the same drift LSUV showed for GELU. ReLU's map is "
+        "exactly linear (slope 1): "
         "deviations neither grow nor shrink; tanh's slope is below 1: they shrink.")

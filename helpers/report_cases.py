@@ -3,8 +3,8 @@ chapters 1 to 4 with their fixes, and the exercises' measurements.
 
 - :func:`mlp_net`, :func:`dead_relu_net` — the chapter's MLPs on the 8 × 8 digits;
 - :class:`Case`, :func:`six_cases` — each failure of chapters 1–4 and its fix;
-- :func:`run_cases` — the report on every failing net and its fix, and 300 steps of training,
-  as a :class:`CaseRuns` (reports, a table, accuracies, the explorer's figure);
+- :func:`run_cases` — the report on every failing net and its fix, and ``steps`` steps of
+  training, as a :class:`CaseRuns` (reports, a table, accuracies, the explorer's figure);
 - :func:`healthy_sentence`, :func:`accuracy_sentence`, :func:`vanishing_sentence`,
   :func:`exploding_sentence` — the chapter's generated sentences about them;
 - :func:`finding_value`, :func:`report_tables`, :func:`threshold_table` — read a report;
@@ -31,11 +31,9 @@ from torch import nn
 from . import init, models, train
 from ._checks import check_choice, check_int
 from .health import HealthReport, report
-from .text import sci
+from .text import count_word, sci
 
 VERSIONS = ("failing", "fixed")
-
-
 def mlp_net(depth: int, activation: str, scheme: str | None = None, seed: int = 0, norm: str | None = None,
             n_features: int = 64, **kwargs) -> nn.Module:
     """A 64-wide MLP for the digits (``n_features`` inputs, 10 classes), seeded with ``seed``;
@@ -99,11 +97,13 @@ def six_cases(digits, raw, unit) -> dict[str, Case]:
 @dataclass
 class CaseRuns:
     """:func:`run_cases`'s result: the ``cases``, ``reports[case, version]`` and ``table``, one
-    row per case and version (setup, findings, training status, test accuracy)."""
+    row per case and version (setup, findings, training status, test accuracy after ``steps``
+    steps of training)."""
 
     cases: dict[str, Case]
     reports: dict[tuple[str, str], HealthReport]
     table: pd.DataFrame
+    steps: int
 
     def _wide(self, column: str) -> pd.DataFrame:
         return self.table.set_index(["case", "version"])[column].unstack().loc[list(self.cases)]
@@ -150,7 +150,7 @@ def run_cases(cases: dict[str, Case], steps: int = 300) -> CaseRuns:
             rows.append({"case": name, "version": version, "setup": label,
                          "findings": ", ".join(sorted(r.problems)) or "none",
                          "training": fitted.status, "test accuracy": fitted.final("accuracy")})
-    return CaseRuns(cases, reports, pd.DataFrame(rows))
+    return CaseRuns(cases, reports, pd.DataFrame(rows), steps)
 
 
 def finding_value(rep: HealthReport, problem: str) -> float:
@@ -198,29 +198,45 @@ def healthy_sentence(rep: HealthReport) -> str:
         f"{t['update_ratio_range'][1]:g}) that the report accepts.")
 
 
-def accuracy_sentence(acc: pd.DataFrame, diverged: str = "exploding", lagging: str = "saturating init") -> str:
-    """The accuracies after training (:attr:`CaseRuns.accuracy`) in words: the failing nets at
-    chance (all but ``diverged`` and ``lagging``), the ``lagging`` one against its fix, the fixes."""
+def accuracy_sentence(acc: pd.DataFrame, steps: int, diverged: str = "exploding",
+                      lagging: str = "saturating init") -> str:
+    """The accuracies after ``steps`` steps of training (:attr:`CaseRuns.accuracy` and
+    :attr:`CaseRuns.steps`) in words: the failing nets at chance (all but ``diverged`` and
+    ``lagging``), the ``lagging`` one against its fix, the fixes."""
+    check_int("steps", steps, minimum=1)
     check_choice("diverged", diverged, acc.index)
     check_choice("lagging", lagging, acc.index)
     chance = acc.failing.drop([lagging, diverged])
     fail, fix = acc.loc[lagging, "failing"], acc.loc[lagging, "fixed"]
     return (
         f"{len(chance)} of the failing nets are still at chance level (10 classes: about 0.1) after "
-        f"300 steps, at {chance.min():.2f}–{chance.max():.2f}; the exploding one diverged (its loss "
+        f"{steps} steps, at {chance.min():.2f}–{chance.max():.2f}; the exploding one diverged (its loss "
         f"overflowed at once, so it has no meaningful accuracy), and the saturated tanh net reaches "
         f"{fail:.2f} against its fix's {fix:.2f}, {100 * (fix - fail):.0f} points "
         f"behind. The fixed nets reach {acc.fixed.min():.2f}–{acc.fixed.max():.2f}.")
 
 
 def vanishing_sentence(rep: HealthReport) -> str:
-    """The deep sigmoid net's three findings, one cause, with its gradient and update ratios."""
+    """The deep sigmoid net's findings (``collapsed``, ``vanishing``, ``update_small``, those it
+    has), one cause, with its gradient and update ratios; a ValueError for any other finding."""
+    others = sorted(rep.problems - {"collapsed", "vanishing", "update_small"})
+    if others:
+        raise ValueError(f"the report's findings {others} are not the vanishing signal's")
     updates = rep.layers[rep.layers.kind == "weight"].update_ratio
-    return (
-        f"Three findings for one cause: the signal collapses forward (the outputs of the later layers "
-        f"no longer depend on the input), the gradient vanishes backward (the first layer's RMS is "
-        f"{sci(finding_value(rep, 'vanishing'))} of the last one's), and so the first layers' update "
-        f"ratios are far below 10⁻³, down to {sci(updates.min())}.")
+    clauses = {
+        "collapsed": "the signal collapses forward (the outputs of the later layers no longer depend "
+                     "on the input)",
+        "vanishing": f"the gradient vanishes backward (the first layer's RMS is "
+                     f"{sci(finding_value(rep, 'vanishing'))} of the last one's)",
+        "update_small": f"so the first layers' update ratios are far below 10⁻³, down to "
+                        f"{sci(updates.min())}",
+    }
+    found = [clauses[p] for p in clauses if p in sorted(rep.problems)]
+    if not found:
+        raise ValueError("the report has none of the vanishing signal's findings")
+    listed = found[0] if len(found) == 1 else f"{', '.join(found[:-1])}, and {found[-1]}"
+    plural = "s" if len(found) > 1 else ""
+    return f"{count_word(len(found)).capitalize()} finding{plural} for one cause: {listed}."
 
 
 def exploding_sentence(rep: HealthReport) -> str:

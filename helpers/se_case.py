@@ -35,7 +35,7 @@ from ._checks import check_choice, check_int
 from .health import HealthReport, report
 from .report_cases import finding_value
 from .senet import SENet
-from .text import sci, span
+from .text import count_word, sci, span, superscript
 
 TRAIN, PYTORCH, KERAS, RECAL = "train mode", "PyTorch 0.1", "Keras 0.01", "recalibrated"
 MODES = [TRAIN, PYTORCH, KERAS, RECAL]
@@ -167,12 +167,14 @@ def train_variants(images, variants: Mapping[str, dict]) -> Variants:
 @dataclass
 class PlainStacks:
     """:func:`plain_stacks`'s result: the report at initialization and ``table``, one row per net
-    and seed (first/last gradient at init, accuracy after ``epochs``, best epoch's accuracy)."""
+    and seed (first/last gradient at init, accuracy after ``epochs``, best epoch's accuracy), for
+    stacks of ``n_blocks`` blocks."""
 
     reports: dict[str, HealthReport]
     table: pd.DataFrame
     epochs: int
     n_seeds: int
+    n_blocks: int
 
     @property
     def after(self) -> str:
@@ -214,7 +216,7 @@ def plain_stacks(images, gates: Mapping[str, str | None], seeds: Iterable[int] =
     check_int("epochs", epochs, minimum=1)
     check_int("n_blocks", n_blocks, minimum=1)
     seeds = list(seeds)
-    stacks = PlainStacks({}, pd.DataFrame(), epochs, len(seeds))
+    stacks = PlainStacks({}, pd.DataFrame(), epochs, len(seeds), n_blocks)
     rows = []
     for label, gate in gates.items():
         arch = dict(n_blocks=n_blocks, bn=False, residual=False, gate=gate)
@@ -264,14 +266,15 @@ def recalibration_sentence(runs: SeedRuns) -> str:
     gain = (runs.worst[RECAL] - runs.worst[KERAS]).min()
     final = runs.final[RECAL]
     return (
-        f"Recalibrating raises the worst test accuracy of epochs 4–12 above the Keras-style averages' "
-        f"by at least **{gain:.2f}** on every seed; the recalibrated accuracy at the last epoch "
-        f"is {final.min():.2f}–{final.max():.2f}.")
+        f"Recalibrating raises the worst test accuracy of epochs {LATE}–{runs.log.epoch.max()} above "
+        f"the Keras-style averages' by at least **{gain:.2f}** on every seed; the recalibrated "
+        f"accuracy at the last epoch is {final.min():.2f}–{final.max():.2f}.")
 
 
 def variants_sentence(variants: Variants, bn_final: pd.Series) -> str:
     """The ``"6 blocks"`` and ``"no BatchNorm"`` variants against the BatchNorm nets' final
     accuracies ``bn_final`` (one per seed)."""
+    no_bn_epochs = variants.logs["no BatchNorm"].epoch.max()
     deep, no_bn = variants.trained_as.loc["6 blocks"], variants.trained_as.loc["no BatchNorm"]
     low = variants.lowest("6 blocks")
     return (
@@ -282,8 +285,9 @@ def variants_sentence(variants: Variants, bn_final: pd.Series) -> str:
         f"{low[RECAL]:.3f} recalibrated). Without BatchNorm there is no such thing as a stale "
         f"average: the activations do not shrink either ({100 * no_bn['std: last / max']:.0f} % of "
         f"the largest spread at the end), and the net learns more slowly "
-        f"({no_bn['final accuracy']:.3f} after 12 epochs, against "
-        f"{span(bn_final, '.3f')} for the BatchNorm nets of the three seeds) but "
+        f"({no_bn['final accuracy']:.3f} after {no_bn_epochs} epochs, against "
+        f"{span(bn_final, '.3f')} for the BatchNorm nets of the {count_word(len(bn_final))} "
+        f"seeds) but "
         f"never falls back (at most {100 * variants.largest_fall('no BatchNorm'):.0f} points below its "
         f"best epoch so far).")
 
@@ -291,17 +295,23 @@ def variants_sentence(variants: Variants, bn_final: pd.Series) -> str:
 def plain_sentence(stacks: PlainStacks) -> str:
     """The plain stacks' gradient ratios at initialization and how their runs trained."""
     ratios, shrink, others = stacks.ratios, stacks.shrink, stacks.others
-    predicted = ("close to the 2⁶ = 64 that six gates at 0.5 predict" if 32 < shrink < 128
-                 else "where six gates at 0.5 would predict 2⁶ = 64")
+    blocks, n_nets = count_word(stacks.n_blocks), count_word(len(stacks.reports))
+    power = f"2{superscript(stacks.n_blocks)} = {2 ** stacks.n_blocks}"
+    predicted = (f"close to the {power} that {blocks} gates at 0.5 predict"
+                 if 2 ** stacks.n_blocks / 2 < shrink < 2 ** stacks.n_blocks * 2
+                 else f"where {blocks} gates at 0.5 would predict {power}")
+    n_flagged = int(ratios.notna().sum())
+    flagged = (f"all {n_nets}" if n_flagged == len(ratios)
+               else f"{count_word(n_flagged)} of the {n_nets}")
     slow = others[others[stacks.after] < 0.2]
     lagging = f"; every one of these {len(others)} runs is above 20 %"
     if len(slow):
         slow_runs = ", ".join(f"{net} seed {seed}" for net, seed in zip(slow.net, slow.seed))
         lagging = (f"; {len(slow)} of these {len(others)} runs {'is' if len(slow) == 1 else 'are'} "
-                   f"still below 20 % ({slow_runs}): all three stacks start close to the edge, and "
+                   f"still below 20 % ({slow_runs}): all {n_nets} stacks start close to the edge, and "
                    f"when a net leaves chance varies from seed to seed")
     return (
-        f"In the plain six-block stack the report flags vanishing gradients for all three nets "
+        f"In the plain {blocks}-block stack the report flags vanishing gradients for {flagged} nets "
         f"(PyTorch's default initialization alone shrinks the signal: the first layer's gradient is "
         f"{sci(ratios['2·sigmoid gate'])} of the last one's with the 2·sigmoid gate, "
         f"{sci(ratios['no SE'])} without SE units), but with sigmoid gates it is "

@@ -29,7 +29,7 @@ import torch
 
 from ._checks import check_int, check_number
 from .signals import DIARY_GRAD_SUMS, climb, deep_net, layer_signals, layer_values, outcome, profiles, scan, table
-from .text import span
+from .text import span, subscript
 from .train import FitResult
 
 
@@ -77,7 +77,8 @@ class FlowRatios:
     def report(self) -> str:
         return ("first-layer / output-layer gradient norm:\n"
                 + self.ratio.map(lambda v: f"{v:.2g}").to_string()
-                + "\nsigmoid net, share of the gradient kept per layer (geometric mean), seeds 0–2: "
+                + "\nsigmoid net, share of the gradient kept per layer (geometric mean), seed"
+                + ("s" if len(self.per_layer) > 1 else "") + f" {span(self.per_layer.index, 'd')}: "
                 + ", ".join(f"{v:.3f}" for v in self.per_layer))
 
 
@@ -121,14 +122,15 @@ def init_checks(flow: pd.DataFrame, depth: int, *, big: str, small: str, xavier:
     check_int("depth", depth, minimum=2)
     w = {k: table(flow, "grad_norm", init=k) for k in (big, small, xavier)}  # seeds × layers
     a = {k: table(flow, "backward_signal", init=k) for k in (big, small, xavier)}
+    first_to_deepest = "∂L/∂a₁ / ∂L/∂a" + subscript(depth)
     return pd.DataFrame({
         (big, "∇W₁ / ∇W_out"): w[big][1] / w[big][depth + 1],
         (big, "signal growth per layer"): (a[big][1] / a[big][depth]) ** (1 / (depth - 1)),
         (big, "share saturated"): table(flow, "frac_saturated", init=big).mean(axis=1),
-        (small, "∂L/∂a₁ / ∂L/∂a₁₀"): a[small][1] / a[small][depth],
+        (small, first_to_deepest): a[small][1] / a[small][depth],
         (small, "largest ∇W"): w[small].max(axis=1),
         ("Xavier", "∇W₁ / ∇W_out"): w[xavier][1] / w[xavier][depth + 1],
-        ("Xavier", "∂L/∂a₁ / ∂L/∂a₁₀"): a[xavier][1] / a[xavier][depth]})
+        ("Xavier", first_to_deepest): a[xavier][1] / a[xavier][depth]})
 
 
 def first_to_last_grid(flows, depths: Iterable[int], activations: Iterable[str],

@@ -22,13 +22,14 @@ from .text import power_of_ten, sci, span
 def flow_sentence(fr: FlowRatios) -> str:
     """The first-to-last gradient ratios of the sigmoid, tanh and ReLU nets at initialization."""
     ratio = fr.ratio
+    seeds = ratio.columns
     return (
         f"Every net starts with a weaker gradient in its first layer than in its last, and the sigmoid "
         f"net's is smaller by about {-fr.sig_decades} orders of magnitude (a ratio of about "
         f"{power_of_ten(fr.sig_decades)}): each sigmoid layer keeps less than the 1/4 that the derivative "
         f"bound allows. tanh's first layer gets {span(ratio.loc['tanh'], '.2f')} of the output layer's "
         f"gradient, ReLU's only {span(ratio.loc['relu'], '.3f')}, {span(fr.relu_loses, '.0f')} times less "
-        f"(seeds 0–2).")
+        f"(seed{'s' if len(seeds) > 1 else ''} {span(seeds, 'd')}).")
 
 
 def backward_factor_sentence(decomp: pd.DataFrame) -> str:
@@ -66,7 +67,8 @@ def tanh_gain_sentence(ratios: pd.Series, gain1: float, gain53: float) -> str:
 def divergence_sentence(div: Divergence) -> str:
     """How many seeds turned nan, and how the run shown got there."""
     if div.shown.status != "diverged":
-        return f"No seed diverged within the 150 steps on this machine (the run shown is seed {div.shown_seed})."
+        return (f"No seed diverged within the {div.shown.steps_run} steps on this machine (the run shown is "
+                f"seed {div.shown_seed}).")
     log, end = div.log, div.end
     low = int(log.step[log.value.idxmin()])  # the update with the smallest gradient sum
     calm = (f"looks healthy for its first {low} updates — the gradient sum even falls, to its lowest "
@@ -80,15 +82,15 @@ def divergence_sentence(div: Divergence) -> str:
         f"stops and reports `{div.shown.status}`.")
 
 
-def clip_rescue_sentence(clipped: pd.DataFrame) -> str:
-    """The clipped runs of :func:`helpers.signals_summaries.rescue_table` (indexed by seed): how many
-    ran through, how low they got, and which ended higher again."""
+def clip_rescue_sentence(clipped: pd.DataFrame, steps: int) -> str:
+    """The clipped runs of :func:`helpers.signals_summaries.rescue_table` (indexed by seed), trained for
+    ``steps`` steps: how many ran through, how low they got, and which ended higher again."""
     final, lowest = clipped["final train loss"], clipped["lowest train loss"]
     bounced = final[(final > 1e-3) & (final > 30 * lowest)]
     n_ok, plural = int((clipped.status == "ok").sum()), len(bounced) > 1
     return (
         f"With the clip {'every seed' if n_ok == len(clipped) else f'{n_ok} of {len(clipped)} seeds'} "
-        f"runs the 150 steps without a `nan`, and every run that does gets its loss below "
+        f"runs the {steps} steps without a `nan`, and every run that does gets its loss below "
         f"{lowest.max():.0e} on the way (median final loss {final.median():.1g})."
         + (f" {'Seeds' if plural else 'Seed'} {', '.join(map(str, bounced.index))} "
            f"{'end' if plural else 'ends'} higher again ({', '.join(f'{v:.2g}' for v in bounced)}): "
@@ -122,10 +124,10 @@ def residual_answer(update_gain: float, plain_accuracy: float, residual_accuracy
         f"a product of ten factors below 1/4.")
 
 
-def fixes_answer(nan_at: pd.DataFrame) -> str:
-    """Exercise 3: which remedies kept the leaky-ReLU net from diverging (``nan_at``: seed × remedy of
-    :func:`helpers.signals_summaries.nan_steps`, with the columns none, weight decay 0.03, Kaiming,
-    gain 1 and residual)."""
+def fixes_answer(nan_at: pd.DataFrame, steps: int) -> str:
+    """Exercise 3: which remedies kept the leaky-ReLU net from diverging in ``steps`` steps (``nan_at``:
+    seed × remedy of :func:`helpers.signals_summaries.nan_steps`, with the columns none, weight decay
+    0.03, Kaiming, gain 1 and residual)."""
     n, n_div = len(nan_at), nan_at.notna().sum()
     gain1 = nan_at["Kaiming, gain 1"].dropna()
     survive = n - len(gain1)
@@ -138,7 +140,7 @@ def fixes_answer(nan_at: pd.DataFrame) -> str:
         f"{nan_at['residual'].max():.0f}). Even the balanced initialization (gain 1) diverges on "
         f"{len(gain1)} of {n} seeds, only later (nan at steps {span(gain1, '.0f')}, against "
         f"{span(nan_at['none'].dropna(), '.0f')} with gain "
-        f"1.2{'' if not survive else f'; the other {survive} ran the 150 steps'}): learning rate 0.1 "
+        f"1.2{'' if not survive else f'; the other {survive} ran the {steps} steps'}): learning rate 0.1 "
         f"with momentum 0.9 is too large for this net. In section 6 the failure was a bad scale, and "
         f"there clipping was the wrong tool.")
 

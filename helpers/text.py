@@ -12,7 +12,41 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+_SUBSCRIPT = str.maketrans("-0123456789", "₋₀₁₂₃₄₅₆₇₈₉")
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def superscript(n: int) -> str:
+    """An integer as Unicode superscript digits: ``superscript(50)`` is ``"⁵⁰"``."""
+    return str(n).translate(_SUPERSCRIPT)
+
+
+def subscript(n: int) -> str:
+    """An integer as Unicode subscript digits: ``subscript(10)`` is ``"₁₀"``."""
+    return str(n).translate(_SUBSCRIPT)
+
+
+def count_word(n: int) -> str:
+    """A count as the sentences write it: a word up to ten, digits from 11 on.
+
+    >>> count_word(3), count_word(0), count_word(12)
+    ('three', 'zero', '12')
+    """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"n={n!r} is not valid; it must be a count (an integer ≥ 0)")
+    return NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` ``noun`` in words, plural unless ``n`` is 1: ``counted(3, "seed")`` is ``"three seeds"``.
+
+    >>> counted(1, "seed"), counted(2, "seed"), counted(12, "epoch")
+    ('one seed', 'two seeds', '12 epochs')
+    """
+    return f"{count_word(n)} {noun if n == 1 else plural or noun + 's'}"
 
 
 def power_of_ten(exponent: int) -> str:

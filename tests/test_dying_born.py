@@ -35,7 +35,10 @@ def test_width_check_finds_the_smallest_width():
     assert w.simulated.index.tolist() == [13, 10]
     assert "smallest width with P(dead) &lt; 1 %: 13" in w.style().to_html() or \
         "smallest width with P(dead) < 1 %: 13" in w.style().to_html()
-    text = db.width_sentence(w, risk=0.01)
-    assert text.startswith("**Answer.** Width 13.") and "≈ 2.0e-04" in text and "N ≥ 12.3" in text
+    text = db.width_sentence(w)
+    assert text.startswith("**Answer.** Width 13. (1 − 2⁻ᴺ)⁵⁰ ≥ 0.99 needs 2⁻ᴺ ≤ 1 − 0.99^(1/50) ≈ 2.0e-04")
+    assert "N ≥ 12.3" in text
+    shallow = db.width_sentence(db.width_check(depth=5, risk=0.1, fewer=1, trials=100))
+    assert shallow.startswith("**Answer.** Width 6. (1 − 2⁻ᴺ)⁵ ≥ 0.9 needs 2⁻ᴺ ≤ 1 − 0.9^(1/5) ≈ 2.1e-02")
     with pytest.raises(ValueError):
         db.width_check(risk=0.0)

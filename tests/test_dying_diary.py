@@ -43,7 +43,7 @@ def test_diary_summary_and_sentence():
     assert majority == 0.75 and fall.tolist() == [10000.0, 15000.0] and overflowed.tolist() == [True, True, False]
     assert acc["ReLU"].tolist() == [0.2, 0.22]
     text = dd.diary_sentence(summary, majority)
-    assert text.startswith("ReLU: accuracy 0.200–0.220 over the three seeds (the most frequent class is 0.750")
+    assert text.startswith("ReLU: accuracy 0.200–0.220 over the two seeds (the most frequent class is 0.750")
     assert "ends at least 10,000 times below its peak. Gradient blocked: accuracy 0.90." in text
     assert "finite in 2 of 3 seeds, at steps 12, 30; the other ended at accuracy 0.75" in text
     assert text.endswith("after a peak gradient sum of 2,500.")

@@ -30,8 +30,10 @@ def test_healthy_rate_and_squash_sentences():
         "ranges from 0.25 to 0.50 over the seeds; at initialization it was 0.49.")
     squash = pd.DataFrame({"activation": ["sigmoid"] * 2 + ["tanh"] * 2, "lr": [0.3, 0.3, 0.1, 0.1],
                            "test accuracy": [0.4, 0.6, 0.2, 0.3], "frozen units": [0.1, 0.2, 0.3, 0.4]})
-    assert dr.squash_sentence(squash) == ("At learning rate 0.3 sigmoid reaches 40% to 60% (three seeds); "
+    assert dr.squash_sentence(squash) == ("At learning rate 0.3 sigmoid reaches 40% to 60% (two seeds); "
                                           "at 0.1 tanh reaches 20% to 30%.")
+    three = pd.concat([squash, squash.iloc[[0]]])
+    assert "(three seeds)" in dr.squash_sentence(three)
     s = dr.squash_stats(squash)
     assert s.acc_at.max()["sigmoid", 0.3] == 0.6 and s.median_at["tanh", 0.1] == pytest.approx(0.25)
     assert s.frozen_of["tanh", 0.1].tolist() == [0.3, 0.4]
@@ -76,7 +78,9 @@ def test_dead_curves_align_the_monitor_with_the_watch():
     assert same["3"].tolist() == [0.1, 0.2] and whole.index.tolist() == [8, 9, 19, 20]
     text = dr.inspected_sentence(4, 0.93, pd.Series({"1": 0.0, "3": 0.125}), per_batch - same, after=10)
     assert text.startswith("Seed 4: test accuracy 0.930.") and "module 3: 0.125" in text
-    assert "by 0.100 on average (from 0.100 to 0.100)" in text
+    assert "by 0.100 on average (from 0.100 to 0.100)" in text and "Over the last 10 steps" in text
+    assert "Over the last 20 steps" in dr.inspected_sentence(4, 0.93, pd.Series({"3": 0.1}), per_batch - same,
+                                                             after=0)
 
 
 def test_row_gradients_match_autograd_and_leave_the_model_alone():
@@ -104,9 +108,12 @@ def test_dead_and_accuracy_and_fix_table():
 def test_silent_units_and_exercise_sentences():
     out = torch.tensor([[0.0, 0.0, 1.0]] * 19 + [[0.0, 2.0, 1.0]])   # unit 0 dead, unit 1 silent on 95 %
     assert dr.silent_units(nn.Identity(), out, share=0.9) == (1, 1)
-    assert dr.silent_sentence(5, 2).startswith("**Answer.** 5 units are zero on more than 90 %")
+    assert dr.silent_sentence(5, 2, share=0.9).startswith("**Answer.** 5 units are zero on more than 90 %")
+    assert "zero on more than 80 % of the images" in dr.silent_sentence(5, 2, share=0.8)
     clipped = pd.DataFrame({"dead": [0.95, 1.0], "accuracy": [0.1, 0.1]})
-    assert "ends at 0.95–1.00 and the test accuracy at 0.100" in dr.clip_sentence(clipped, 1234.0)
+    assert "over the two seeds the share of dead units ends at 0.95–1.00 and the test accuracy at 0.100" in \
+        dr.clip_sentence(clipped, 1234.0)
+    assert "over the one seed the share" in dr.clip_sentence(clipped.iloc[:1], 1234.0)
     assert "‖x‖ ≈ 1,234 (median)" in dr.clip_sentence(clipped, 1234.0)
 
 
@@ -123,4 +130,7 @@ def test_first_steps_scale_with_the_square_of_the_pixel_range():
     direct = dying.run(lr=0.01, top=4, seed=0, steps=10, every=1)[1]
     assert fs.dead_after[0] == pytest.approx(direct.query("quantity == 'dead' and step == 0").value.mean())
     text = dr.first_steps_sentence(fs)
-    assert f"{fs.dots[4] / fs.dots[1]:,.0f} times more" in text and text.count(", ") >= 4
+    assert f"{fs.dots[4] / fs.dots[1]:,.0f} times more (4² = 16). At learning rate 0.01 the first" in text
+    assert "The share of dead units after 0, 1, 2, 3 and 5 steps: " in text
+    assert dr.first_steps_sentence(fs, steps=(0, 10)).endswith(
+        f"after 0 and 10 steps: {fs.dead_after[0]:.2f}, {fs.dead_after[10]:.2f}.")

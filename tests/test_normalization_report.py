@@ -76,7 +76,13 @@ def test_ioffe_milestones_read_the_frames():
     runs = {(None, 0): frame, ("batch", 0): frame.assign(accuracy=[0.1, 0.9, 0.95])}
     m = nr.ioffe_milestones(runs, seeds=[0], step=200, level=0.2)
     assert m.plain_at == [0.15] and m.bn_at == [0.9] and m.rise_steps == [400]
-    assert "first passes 0.2 at step 400 in the plot" in nr.ioffe_sentence(m)
+    assert "first passes 0.2 at step 400 in the plot (seed 0; over the one seed at 400)" in nr.ioffe_sentence(m)
+    runs |= {(None, 3): frame.assign(accuracy=[0.1, 0.35, 0.5]), ("batch", 3): frame}
+    m = nr.ioffe_milestones(runs, step=400, level=0.3)   # the seeds of runs: 0 and 3
+    assert m.seeds == [0, 3] and m.plain_at == [0.5, 0.5] and m.rise_steps == [400, 200]
+    text = nr.ioffe_sentence(m)
+    assert "test accuracy 0.500–0.950 at step 400 over the two seeds" in text
+    assert "first passes 0.3 at step 400 in the plot (seed 0; over the two seeds at 200–400)" in text
 
 
 def test_batch_size_and_collapse_sentences():
@@ -85,11 +91,14 @@ def test_batch_size_and_collapse_sentences():
     text = nr.batch_size_sentence(err)
     assert "between 0.020 (at 16) and 0.050 (at 64)" in text and "2.5-fold" in text
     assert "at 64 BatchNorm (0.050) is even a little worse" in text and "jumps to 0.600" in text
-    assert "a change of 4 points" in nr.collapse_sentence({2: 0.076, 64: 0.038}, [0.61, 0.63])
+    text = nr.collapse_sentence({2: 0.076, 64: 0.038}, [0.61, 0.63])
+    assert "a change of 4 points" in text and "is 0.610–0.630 on two seeds." in text
 
 
 def test_exercise_sentences():
-    assert "With ε = 0 the change is 2.4e-07" in nr.eps_sentence(7.1e-5, 2.4e-7)
+    text = nr.eps_sentence(7.1e-5, 2.4e-7, 10.0002)
+    assert "With ε = 0 the change is 2.4e-07" in text and "The gradient is 10 times smaller" in text
+    assert "The gradient is 9.87 times smaller" in nr.eps_sentence(7.1e-5, 2.4e-7, 9.8731)
     same = nr.tanh_sentence(pd.Series({"before": 0.9001, "after": 0.9004}), 1.1, 7.0)
     assert "are equal to three decimals" in same and "1.1 times" in same and "7.0 times" in same
     assert "differ by 2.0 points" in nr.tanh_sentence(pd.Series({"before": 0.90, "after": 0.92}), 1.1, 7.0)

@@ -61,6 +61,12 @@ def test_slope_gain_table_and_xavier_k_profiles():
     init.init_(net, "xavier_uniform", activation="identity", scale=4.0, seed=0)
     sat, grad = propagation.gradient_profile(net, x, y)
     assert table.loc[("tanh", 4.0), "layer 1 / layer 10"] == pytest.approx(grad[0] / grad[9])
+    short = propagation_summaries.xavier_k_profiles(x, y, widths[:5], ["tanh"], [4.0])
+    net = models.mlp(12, 10, depth=4, width=widths[1:5], activation="tanh", bias=False)
+    init.init_(net, "xavier_uniform", activation="identity", scale=4.0, seed=0)
+    _, grad = propagation.gradient_profile(net, x, y)
+    assert short.loc[("tanh", 4.0), "layer 1 / layer 4"] == pytest.approx(grad[0] / grad[3])
+    assert short.loc[("tanh", 4.0), "grad norm, layer 4"] == pytest.approx(grad[3])
     assert table.loc[("tanh", 4.0), "saturated share (mean over layers)"] == pytest.approx(sat)
 
 
@@ -84,6 +90,7 @@ def test_fan_modes_singular_values_and_transfer_gain():
     fan = propagation_summaries.fan_modes(x, [20, 30, 10])
     forward, backward = propagation.relu_moments(x, [20, 30, 10], "fan_out")
     assert fan.loc["fan_out"].tolist() == pytest.approx([forward[-1] / forward[0], backward[0] / backward[-1]])
+    assert list(fan.columns) == ["forward: E[x²] at layer 2 / input", "backward: Var[grad] at input / layer 2"]
     sv = propagation_summaries.singular_values([0], depth=3, width=6)
     assert len(sv) == 4 * 6 and set(sv.net) == {"linear", "tanh"}
     direct = propagation.jacobian_singular_values("identity", "orthogonal", 0, depth=3, width=6)
@@ -110,13 +117,18 @@ def test_leaky_gain_factors_against_the_variances_of_each_draw():
     assert summary.loc["ReLU gain √2", "measured: mean"] == pytest.approx(measured.mean())
     assert summary.loc["ReLU gain √2", "predicted"] == pytest.approx(1 + 0.3**2, rel=1e-3)
     assert summary.loc["leaky gain √(2/(1+a²))", "predicted"] == pytest.approx(1.0, rel=1e-6)
-    assert "measured about" in propagation_text.leaky_gain_answer(summary, 0.3)
+    assert summary.attrs["depth"] == 5
+    text = propagation_text.leaky_gain_answer(summary, 0.3)
+    predicted, mean = (1 + 0.3**2) ** 3, measured.mean() ** 3  # 3 factors, layer 2 to layer 5
+    assert f"predicted {predicted:.0f}-fold, measured about {mean:.0f}-fold from layer 2 to layer 5 (3 " in text
+    assert f"({summary.loc['leaky gain √(2/(1+a²))', 'measured: mean']:.3f}, predicted 1.000)" in text
 
 
 def test_reports_lsuv_batches_and_lsuv_report():
     between = pd.DataFrame({"d": [1e-9, 2e-9]})
     text = propagation_summaries.spread_report(between, 1.2e-7, math.log(1.1), math.log(1.5))
     assert "a factor 1.10" in text and "a factor 1.50" in text and "(machine epsilon): 1.2e-07" in text
+    assert "(geometric mean of 2 seeds each)" in text
     lsuv = pd.DataFrame({"activation": "relu", "batch": ["LSUV batch", "LSUV batch", "other digits", "other digits"],
                          "layer": [1, 2, 1, 2], "variance": [1.0, 1.0, 0.8, 0.9]})
     batches = propagation_summaries.lsuv_batches(lsuv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from types import SimpleNamespace
 
 import matplotlib
 
@@ -15,7 +16,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import data, models, report_cases  # noqa: E402
+from helpers import data, models, report_cases, text  # noqa: E402
 from helpers.health import report  # noqa: E402
 from helpers.report_cases import Case, mlp_net  # noqa: E402
 from helpers.text import sci  # noqa: E402
@@ -84,6 +85,7 @@ def _tiny_cases(digits):
 
 def test_run_cases_reports_trains_and_tabulates(digits):
     runs = report_cases.run_cases(_tiny_cases(digits), steps=3)
+    assert runs.steps == 3
     assert runs.table[["case", "version"]].values.tolist() == [
         ["sigmoid", "failing"], ["sigmoid", "fixed"], ["huge lr", "failing"], ["huge lr", "fixed"]]
     direct = report(mlp_net(8, "sigmoid"), digits, lr=0.1)
@@ -115,8 +117,30 @@ def test_reading_a_report(digits):
     low, high = rep.thresholds["update_ratio_range"]
     assert thresholds["update_ratio_range"] == f"{low:g} to {high:g}"
     assert thresholds["dead_fraction"] == f"{rep.thresholds['dead_fraction']:g}"
-    text = report_cases.vanishing_sentence(rep)
-    assert sci(vanishing[0]) in text and sci(weight_rows.update_ratio.min()) in text
+    sentence = report_cases.vanishing_sentence(rep)
+    assert sci(vanishing[0]) in sentence and sci(weight_rows.update_ratio.min()) in sentence
+    count = text.count_word(len(rep.problems)).capitalize()
+    assert sentence.startswith(f"{count} findings for one cause: ")
+
+
+def test_vanishing_sentence_counts_the_findings():
+    layers = pd.DataFrame({"kind": ["weight", "weight"], "update_ratio": [2e-9, 1e-3]})
+    vanishing = SimpleNamespace(problem="vanishing", value=3e-7)
+    rep = SimpleNamespace(problems={"vanishing", "update_small"}, findings=[vanishing], layers=layers)
+    assert report_cases.vanishing_sentence(rep) == (
+        f"Two findings for one cause: the gradient vanishes backward (the first layer's RMS is "
+        f"{sci(3e-7)} of the last one's), and so the first layers' update ratios are far below "
+        f"10⁻³, down to {sci(2e-9)}.")
+    rep.problems = {"collapsed", "vanishing", "update_small"}
+    assert report_cases.vanishing_sentence(rep).startswith(
+        "Three findings for one cause: the signal collapses forward (")
+    rep.problems = {"vanishing", "dead"}
+    with pytest.raises(ValueError, match="dead"):
+        report_cases.vanishing_sentence(rep)
+    rep.problems = set()
+    with pytest.raises(ValueError, match="none"):
+        report_cases.vanishing_sentence(rep)
+    assert [text.count_word(n) for n in (0, 3, 10, 11)] == ["zero", "three", "ten", "11"]
 
 
 def test_healthy_sentence_reads_the_report(digits):
@@ -143,12 +167,16 @@ def test_accuracy_sentence():
                         "fixed": [0.96, 0.96, 0.92, 0.93, 0.92, 0.95]},
                        index=["vanishing", "exploding", "saturating init", "collapsing init", "dead ReLU",
                               "no normalization"])
-    text = report_cases.accuracy_sentence(acc)
+    text = report_cases.accuracy_sentence(acc, steps=300)
     assert text.startswith("4 of the failing nets are still at chance")
+    assert "about 0.1) after 300 steps, at" in text
+    assert "after 40 steps, at" in report_cases.accuracy_sentence(acc, steps=40)
     assert "at 0.09–0.10;" in text and "0.38 against its fix's 0.92, 54 points behind" in text
     assert text.endswith("The fixed nets reach 0.92–0.96.")
     with pytest.raises(ValueError, match="lagging"):
-        report_cases.accuracy_sentence(acc, lagging="missing")
+        report_cases.accuracy_sentence(acc, 300, lagging="missing")
+    with pytest.raises(ValueError, match="steps"):
+        report_cases.accuracy_sentence(acc, 0)
 
 
 def test_dead_share_and_saturation_by_input_scale(digits):

@@ -74,6 +74,7 @@ def test_seed_runs_std_trend_and_summaries():
     assert "cost 10–70 points of test accuracy at some epoch, PyTorch's 20–20," in se_case.gap_sentence(runs)
     text = se_case.recalibration_sentence(runs)
     assert "by at least **0.10** on every seed" in text and "is 0.90–0.90." in text
+    assert "the worst test accuracy of epochs 4–6 above" in text  # LATE to the log's last epoch
 
 
 def test_variants_lowest_and_largest_fall():
@@ -89,16 +90,16 @@ def test_variants_lowest_and_largest_fall():
         variants.lowest("7 blocks")
     text = se_case.variants_sentence(variants, pd.Series([0.95, 0.97]))
     assert "(lowest accuracy from epoch 6 on: 0.100, against 0.500 recalibrated)" in text
-    assert "(0.800 after 12 epochs, against 0.950–0.970 for" in text
+    assert "(0.800 after 7 epochs, against 0.950–0.970 for the BatchNorm nets of the two seeds)" in text
     assert "(at most 30 points below its best epoch so far)" in text
 
 
-def _fake_stacks(after: list[float]) -> se_case.PlainStacks:
+def _fake_stacks(after: list[float], n_blocks: int = 6) -> se_case.PlainStacks:
     def rep(value):
         return SimpleNamespace(findings=[SimpleNamespace(problem="vanishing", value=value)])
 
     reports = {"sigmoid gate": rep(2e-8), "2·sigmoid gate": rep(1.6e-6), "no SE": rep(3e-6)}
-    stacks = se_case.PlainStacks(reports, pd.DataFrame(), epochs=5, n_seeds=2)
+    stacks = se_case.PlainStacks(reports, pd.DataFrame(), epochs=5, n_seeds=2, n_blocks=n_blocks)
     nets = [label for label in reports for _ in range(2)]
     stacks.table = pd.DataFrame({"net": nets, "seed": [0, 1] * 3, stacks.after: after,
                                  stacks.best: [a + 0.01 for a in after]})
@@ -114,11 +115,21 @@ def test_plain_stacks_ratios_and_sentence():
     assert stacks.others.seed.tolist() == [0, 1, 0, 1]
     text = se_case.plain_sentence(stacks)
     assert f"{sci(1.6e-6)} of the last one's with the 2·sigmoid gate" in text
-    assert "80 times smaller again, close to the 2⁶ = 64" in text
+    assert "80 times smaller again, close to the 2⁶ = 64 that six gates at 0.5 predict." in text
+    assert text.startswith("In the plain six-block stack the report flags vanishing gradients for all three nets")
+    assert "In 5 epochs of training" in text and "on any of the 2 seeds" in text
     assert "median test accuracy over the 4 runs is 0.35, the best 0.50" in text
-    assert "1 of these 4 runs is still below 20 % (no SE seed 0)" in text
+    assert "1 of these 4 runs is still below 20 % (no SE seed 0): all three stacks start" in text
     assert "every one of these 4 runs is above 20 %" in se_case.plain_sentence(
         _fake_stacks([0.1, 0.1, 0.3, 0.5, 0.25, 0.4]))
+    text = se_case.plain_sentence(_fake_stacks([0.1, 0.11, 0.3, 0.5, 0.15, 0.4], n_blocks=4))
+    assert text.startswith("In the plain four-block stack")
+    assert "80 times smaller again, where four gates at 0.5 would predict 2⁴ = 16." in text
+    stacks = _fake_stacks([0.1, 0.11, 0.3, 0.5, 0.15, 0.4], n_blocks=7)
+    stacks.reports["no SE"].findings = []  # not flagged: its ratio is NaN
+    text = se_case.plain_sentence(stacks)
+    assert "flags vanishing gradients for two of the three nets" in text
+    assert "close to the 2⁷ = 128 that seven gates at 0.5 predict." in text
 
 
 def test_train_senet_probes_four_modes_and_plain_stacks_tabulate():
@@ -130,7 +141,7 @@ def test_train_senet_probes_four_modes_and_plain_stacks_tabulate():
         se_case.train_senet(images, epochs=0)
     gates = {"sigmoid gate": "sigmoid", "2·sigmoid gate": "2sigmoid"}
     stacks = se_case.plain_stacks(images, gates, seeds=[0], epochs=1, n_blocks=2)
-    assert stacks.table.net.tolist() == list(gates) and stacks.n_seeds == 1
+    assert stacks.table.net.tolist() == list(gates) and stacks.n_seeds == 1 and stacks.n_blocks == 2
     torch.manual_seed(0)
     direct = report(SENet(n_blocks=2, bn=False, residual=False, gate="sigmoid"), images, lr=1e-3,
                     optimizer="adam")

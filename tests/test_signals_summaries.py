@@ -58,6 +58,8 @@ def test_flow_ratios_and_backward_factors_against_the_profiles(batch):
     assert fr.sig_decades == round(float(np.log10(fr.ratio.loc["sigmoid"]).mean()))
     np.testing.assert_allclose(fr.relu_loses, fr.ratio.loc["tanh"] / fr.ratio.loc["relu"])
     assert "first-layer / output-layer gradient norm" in fr.report()
+    assert fr.report().endswith("(geometric mean), seeds 0–1: " + ", ".join(f"{v:.3f}" for v in fr.per_layer))
+    assert "(seeds 0–1)." in signals_text.flow_sentence(fr)
     with pytest.raises(ValueError, match="lacks the activations"):
         signals_summaries.flow_ratios(flow[flow.activation != "relu"], 4)
     decomp = signals_summaries.backward_factors(["tanh"], (0, 1), x, y, depth=4)
@@ -78,7 +80,7 @@ def test_init_checks_sizing_and_the_first_to_last_grid(batch):
     assert checks.loc[0, ("big", "∇W₁ / ∇W_out")] == pytest.approx(g.iloc[0] / g.iloc[-1])
     small = signals.grad_norms(signals.deep_net("tanh", 0, depth=4, scheme="normal", std=0.01), x, y).value
     assert checks.loc[0, ("small", "largest ∇W")] == pytest.approx(small.max())
-    assert ("Xavier", "∂L/∂a₁ / ∂L/∂a₁₀") in checks.columns
+    assert ("Xavier", "∂L/∂a₁ / ∂L/∂a₄") in checks.columns and ("small", "∂L/∂a₁ / ∂L/∂a₄") in checks.columns
     flows = signals.GradientFlows(x, y)
     grid = signals_summaries.first_to_last_grid(flows, (3,), ("tanh", "relu"), (1.0, 2.0))
     assert grid.index.names == ["depth", "activation", "init scale"] and len(grid) == 4
@@ -104,7 +106,9 @@ def test_divergence_picks_the_median_diverging_seed_and_climbs():
     assert "on 3 of the 4 seeds, at steps 3, 5, 6" in sentence and "(seed 0)" in sentence
     assert "2 × 10²-fold in 2 updates" in sentence  # from 2 (update 2) to 400 (update 4)
     calm = signals_summaries.divergence({5: run([1.0], "ok")})
-    assert calm.shown_seed == 5 and "No seed diverged" in signals_text.divergence_sentence(calm)
+    assert calm.shown_seed == 5
+    assert "No seed diverged within the 1 steps on this machine (the run shown is seed 5)." == \
+        signals_text.divergence_sentence(calm)
     nan_at = signals_summaries.nan_steps({"none": runs, "other": {0: runs[1]}})
     assert nan_at.loc[0, "none"] == 5.0 and math.isnan(nan_at.loc[0, "other"]) and math.isnan(nan_at.loc[3, "other"])
 
@@ -115,8 +119,9 @@ def test_rescue_table_and_its_sentence():
     rescue = signals_summaries.rescue_table(runs, [0])
     assert list(rescue["clip norm"]) == ["none", "1"] and rescue.loc[0, "status"] == "diverged"
     clipped = rescue[rescue["clip norm"] != "none"].set_index("seed")
-    text = signals_text.clip_rescue_sentence(clipped)
-    assert text.startswith("With the clip every seed runs") and "Seed 0 ends higher again (0.02)" in text
+    text = signals_text.clip_rescue_sentence(clipped, 3)
+    assert text.startswith("With the clip every seed runs the 3 steps without")
+    assert "Seed 0 ends higher again (0.02)" in text
 
 
 def test_run_layers_and_remedy_details():

@@ -43,3 +43,14 @@ def test_span():
     assert span(iter([2.0]), ".1f") == "2.0"
     with pytest.raises(ValueError, match="values is empty"):
         span([])
+
+
+def test_counts_in_words():
+    from helpers.text import count_word, counted, subscript, superscript
+
+    assert [count_word(n) for n in (0, 3, 10, 11)] == ["zero", "three", "ten", "11"]
+    assert counted(1, "seed") == "one seed" and counted(3, "seed") == "three seeds"
+    assert counted(2, "child", "children") == "two children"
+    assert superscript(50) == "⁵⁰" and subscript(10) == "₁₀"
+    with pytest.raises(ValueError, match="n=-1"):
+        count_word(-1)
