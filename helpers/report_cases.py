@@ -201,7 +201,7 @@ def healthy_sentence(rep: HealthReport) -> str:
 def accuracy_sentence(acc: pd.DataFrame, steps: int, diverged: str = "exploding",
                       lagging: str = "saturating init") -> str:
     """The accuracies after ``steps`` steps of training (:attr:`CaseRuns.accuracy` and
-    :attr:`CaseRuns.steps`) in words: the failing nets at chance (all but ``diverged`` and
+    ``CaseRuns.steps``) in words: the failing nets at chance (all but ``diverged`` and
     ``lagging``), the ``lagging`` one against its fix, the fixes."""
     check_int("steps", steps, minimum=1)
     check_choice("diverged", diverged, acc.index)
